@@ -1,0 +1,3 @@
+from aigc.cli.main import app
+
+app()

@@ -1,0 +1,125 @@
+"""`aigc demo`: one text, one image and one audio job through the real stack."""
+
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from aigc.settings import Settings
+
+DEMO_JOBS: list[dict[str, Any]] = [
+    {
+        "kind": "text",
+        "prompt": "Write a short article on the prospects of AIGC technology for content teams.",
+        "params": {"max_new_tokens": 200, "seed": 7},
+        "metadata": {"source": "aigc demo"},
+    },
+    {
+        "kind": "image",
+        "prompt": "A lighthouse on a cliff at sunrise, watercolor",
+        "params": {"seed": 7},
+        "metadata": {"source": "aigc demo"},
+    },
+    {
+        "kind": "audio",
+        "prompt": "Welcome to aigc jobs. Your content is ready.",
+        "params": {"seed": 7},
+        "metadata": {"source": "aigc demo"},
+    },
+]
+EXTENSIONS = {"text/plain; charset=utf-8": "txt", "image/png": "png", "audio/wav": "wav"}
+FINAL = {"succeeded", "failed", "canceled"}
+POLL_INTERVAL_S = 0.3
+
+
+def _running_api(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _facts(artifact: dict[str, Any]) -> str:
+    skip = {"id", "index", "url", "sha256"}
+    return ", ".join(f"{k}={v}" for k, v in artifact.items() if k not in skip)
+
+
+def run_demo(settings: Settings, console: Console, *, timeout_s: float) -> int:
+    """Returns the process exit code: 0 when every job succeeded."""
+    from aigc.cli.main import TINY_NOTICE
+
+    with ExitStack() as cleanup:
+        api_url = f"http://{settings.api_host}:{settings.api_port}"
+        if _running_api(api_url):
+            console.print(f"using the running API at {api_url}")
+        else:
+            from aigc.cli.stack import run_stack
+
+            console.print("starting the stack (PostgreSQL, Valkey, API, worker)...")
+            stack = cleanup.enter_context(run_stack(settings, flower=False))
+            api_url = stack.api_url
+        if settings.profile == "offline":
+            console.print(f"[yellow]{TINY_NOTICE}[/]")
+        client = cleanup.enter_context(httpx.Client(base_url=api_url, timeout=30.0))
+        return _submit_and_follow(client, console, settings.var_dir / "demo", timeout_s)
+    return 1  # unreachable: ExitStack does not swallow exceptions
+
+
+def _submit_and_follow(
+    client: httpx.Client, console: Console, out_dir: Path, timeout_s: float
+) -> int:
+    jobs: dict[str, dict[str, Any]] = {}
+    for body in DEMO_JOBS:
+        response = client.post("/v1/jobs", json=body)
+        if response.status_code != 202:
+            console.print(f"[red]submitting the {body['kind']} job failed: {response.text}[/]")
+            return 1
+        job = response.json()
+        jobs[job["id"]] = job
+        console.print(f"submitted {job['kind']} job {job['id']} (model {job['model']})")
+
+    deadline = time.monotonic() + timeout_s
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("jobs finished", total=len(jobs))
+        while True:
+            for job_id in jobs:
+                if jobs[job_id]["status"] not in FINAL:
+                    jobs[job_id] = client.get(f"/v1/jobs/{job_id}").raise_for_status().json()
+            done = sum(job["status"] in FINAL for job in jobs.values())
+            states = ", ".join(f"{j['kind']}: {j['status']}" for j in jobs.values())
+            progress.update(bar, completed=done, description=f"jobs finished ({states})")
+            if done == len(jobs):
+                break
+            if time.monotonic() > deadline:
+                console.print(f"[red]jobs did not finish within {timeout_s:.0f}s[/]")
+                return 1
+            time.sleep(POLL_INTERVAL_S)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for job in jobs.values():
+        if job["status"] != "succeeded":
+            failed += 1
+            error = job["error"] or {"type": job["status"], "message": ""}
+            console.print(f"[red]{job['kind']} job {job['id']} {job['status']}: {error['type']}: {error['message']}[/]")
+            continue
+        for artifact in job["artifacts"]:
+            extension = EXTENSIONS.get(artifact["mime_type"], "bin")
+            path = out_dir / f"{job['kind']}-{job['id']}-{artifact['index']}.{extension}"
+            path.write_bytes(client.get(artifact["url"]).raise_for_status().content)
+            console.print(f"[green]{job['kind']}[/] {path}  ({_facts(artifact)})")
+            if job["kind"] == "text":
+                preview = path.read_text(encoding="utf-8")[:160].replace("\n", " ")
+                console.print(f"    “{preview}…”")
+    if failed:
+        console.print(f"[red]{failed} of {len(jobs)} demo jobs did not succeed[/]")
+        return 1
+    console.print("[bold green]all demo jobs succeeded[/]")
+    return 0

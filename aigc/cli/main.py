@@ -1,0 +1,183 @@
+"""The `aigc` command line: one command per process the system runs, plus the demo."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from aigc.settings import get_settings
+
+app = typer.Typer(
+    help="aigc-jobs: asynchronous text, image and audio generation on Celery workers.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+models_app = typer.Typer(help="The generators: list them, build the tiny offline ones.")
+app.add_typer(models_app, name="models")
+
+console = Console()
+
+TINY_NOTICE = (
+    "Tiny models are built locally with random weights so everything runs offline; "
+    "their output is noise-like (garbled text, noise images and audio), not real content. "
+    "Set AIGC_PROFILE=hub on a GPU host to run real models."
+)
+
+
+def _logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def up(
+    flower: Annotated[bool, typer.Option(help="Also start Flower.")] = True,
+) -> None:
+    """Start everything: embedded PostgreSQL and Valkey where no URL is set, migrations, the
+    API, one worker for all queues and Flower. Ctrl-C stops it all."""
+    from aigc.cli.stack import run_stack
+
+    _logging()
+    settings = get_settings()
+    # SIGTERM (from a supervisor) stops the stack as cleanly as Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        with run_stack(settings, flower=flower) as stack:
+            console.print(f"[bold green]aigc-jobs is up[/]: API {stack.api_url} (docs at /docs)")
+            if flower:
+                console.print(f"Flower: http://127.0.0.1:{settings.flower_port}")
+            console.print("Ctrl-C stops everything.")
+            while not stack.exited():
+                time.sleep(0.5)
+            console.print(f"[red]{', '.join(stack.exited())} exited; stopping the rest[/]")
+            raise typer.Exit(1)
+    except KeyboardInterrupt:
+        console.print("stopped")
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    workers: Annotated[int, typer.Option(help="Uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve the HTTP API (uvicorn)."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        workers=workers,
+        log_level="info",
+    )
+
+
+@app.command()
+def worker(
+    queues: Annotated[
+        str, typer.Option(help="Comma-separated queues to consume: text, image, audio.")
+    ] = "text,image,audio",
+    loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+) -> None:
+    """Run a Celery worker for the given queues (solo pool: safe with CUDA, one job at a time
+    per process; run one process per GPU)."""
+    from workers.celery_app import get_celery_app
+    from workers.routing import ALL_QUEUES
+
+    names = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown = sorted(set(names) - set(ALL_QUEUES))
+    if unknown or not names:
+        raise typer.BadParameter(
+            f"unknown queue(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(ALL_QUEUES)}",
+            param_hint="--queues",
+        )
+    get_celery_app().worker_main(
+        [
+            "worker",
+            "--pool=solo",
+            f"--queues={','.join(names)}",
+            f"--hostname={'-'.join(names)}-{os.getpid()}@%h",
+            f"--loglevel={loglevel}",
+            "--task-events",
+        ]
+    )
+
+
+@app.command()
+def flower(
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    address: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+) -> None:
+    """Run Flower, the Celery monitor (workers, queues, task events)."""
+    from workers.celery_app import get_celery_app
+
+    get_celery_app().start(
+        ["flower", f"--port={port or get_settings().flower_port}", f"--address={address}"]
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (alembic upgrade head)."""
+    from db.migrate import upgrade
+
+    upgrade(get_settings().require_database_url())
+    console.print("database schema is up to date")
+
+
+@app.command()
+def demo(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the jobs.")] = 600.0,
+) -> None:
+    """Bring the stack up (or use a running one), generate a text, an image and an audio
+    artifact, and show where they are."""
+    from aigc.cli.demo import run_demo
+
+    raise typer.Exit(run_demo(get_settings(), console, timeout_s=timeout))
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """The models this deployment serves, per kind."""
+    from aigc.catalog import build_catalog
+
+    catalog = build_catalog(get_settings())
+    table = Table("kind", "name", "default", "description")
+    for spec in sorted(catalog, key=lambda s: (s.kind, s.name)):
+        default = "yes" if catalog.defaults[spec.kind] == spec.name else ""
+        table.add_row(spec.kind, spec.name, default, spec.description)
+    console.print(table)
+
+
+@models_app.command("build-tiny")
+def models_build_tiny(
+    force: Annotated[bool, typer.Option(help="Rebuild models that already exist.")] = False,
+) -> None:
+    """Build the tiny offline text, image and audio models under AIGC_MODEL_DIR."""
+    from rich.progress import Progress
+
+    from models.registry import TINY_MODELS
+    from models.tiny import build_tiny_model, ensure_tiny_model
+
+    model_dir = get_settings().model_dir
+    console.print(f"[yellow]{TINY_NOTICE}[/]")
+    with Progress(console=console) as progress:
+        task = progress.add_task("building tiny models", total=len(TINY_MODELS))
+        for spec in TINY_MODELS:
+            progress.update(task, description=f"building {spec.name}")
+            path = (build_tiny_model if force else ensure_tiny_model)(spec.name, model_dir)
+            progress.advance(task)
+            progress.console.print(f"{spec.name}: {path}")
+
+
+if __name__ == "__main__":
+    app()

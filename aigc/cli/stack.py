@@ -1,0 +1,140 @@
+"""Starting the whole stack on one machine: embedded servers where no URL is given, the
+migrations, then the API, a worker and Flower as child processes."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+
+import httpx
+
+from aigc.servers import EmbeddedPostgres, EmbeddedValkey
+from aigc.settings import Settings
+from db.migrate import upgrade
+from workers.routing import ALL_QUEUES
+
+log = logging.getLogger(__name__)
+
+API_START_TIMEOUT_S = 60.0  # a cold API import takes a few seconds on a small machine
+STOP_GRACE_S = 15.0  # a worker finishing its current job before it is killed
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    env: dict[str, str]
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.settings.api_host}:{self.settings.api_port}"
+
+    def exited(self) -> list[str]:
+        """Names of the children that have stopped on their own."""
+        return [name for name, proc in self.processes.items() if proc.poll() is not None]
+
+
+def stack_env(settings: Settings, database_url: str, redis_url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["AIGC_DATABASE_URL"] = database_url
+    env["AIGC_REDIS_URL"] = redis_url
+    if settings.profile == "offline":
+        # Tiny models are local: never let a missing path wander off to the hub.
+        env.setdefault("HF_HUB_OFFLINE", "1")
+    return env
+
+
+def _die_with_parent() -> None:
+    # Children of a launcher that was killed outright must not run on unsupervised.
+    try:
+        ctypes.CDLL("libc.so.6").prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def spawn(name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """`python -m aigc <args>` in its own session, so a Ctrl-C reaches only the launcher,
+    which then stops the children in order."""
+    log.info("starting %s", name)
+    return subprocess.Popen(
+        [sys.executable, "-m", "aigc", *args],
+        env=env,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace_s: float = STOP_GRACE_S) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def wait_for_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{url} did not come up: its process exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout_s:.0f}s")
+
+
+@contextmanager
+def run_stack(settings: Settings, *, flower: bool = True) -> Iterator[Stack]:
+    """Bring everything up; on exit stop it all in reverse order, whatever happened."""
+    with ExitStack() as cleanup:
+        database_url = settings.database_url
+        if not database_url:
+            database_url = cleanup.enter_context(
+                EmbeddedPostgres(settings.var_dir / "postgres")
+            ).url
+            log.info("embedded PostgreSQL at %s", database_url)
+        redis_url = settings.redis_url
+        if not redis_url:
+            redis_url = cleanup.enter_context(
+                EmbeddedValkey(settings.var_dir / "valkey", settings.embedded_redis_port)
+            ).url
+            log.info("embedded Valkey at %s", redis_url)
+
+        upgrade(database_url)
+        stack = Stack(settings=settings, env=stack_env(settings, database_url, redis_url))
+
+        def stop_children() -> None:
+            # API first (no new submissions), then the worker (finishes its job), then Flower.
+            for proc in stack.processes.values():
+                stop_process(proc)
+
+        cleanup.callback(stop_children)
+        stack.processes["api"] = spawn(
+            "api",
+            ["api", "--host", settings.api_host, "--port", str(settings.api_port)],
+            stack.env,
+        )
+        stack.processes["worker"] = spawn(
+            "worker", ["worker", "--queues", ",".join(ALL_QUEUES)], stack.env
+        )
+        if flower:
+            stack.processes["flower"] = spawn(
+                "flower", ["flower", "--port", str(settings.flower_port)], stack.env
+            )
+        wait_for_http(f"{stack.api_url}/healthz", API_START_TIMEOUT_S, stack.processes["api"])
+        yield stack

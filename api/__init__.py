@@ -1,0 +1,1 @@
+"""The HTTP submission API (FastAPI). It never imports torch."""

@@ -1,0 +1,40 @@
+"""Builds the FastAPI app: settings, clients and routers wired in one place."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from redis import Redis
+
+from aigc.catalog import build_catalog
+from aigc.settings import Settings, get_settings
+from aigc.storage import LocalStore
+from api.errors import install_error_handlers
+from api.routes import artifacts, health, jobs, models
+from db.session import make_engine, make_session_factory
+from workers.celery_app import create_celery_app
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="aigc-jobs",
+        version="0.1.0",
+        description="Submit text, image and audio generation jobs; poll them; download artifacts.",
+    )
+    engine = make_engine(
+        settings.require_database_url(), connect_timeout_s=settings.db_connect_timeout_s
+    )
+    app.state.settings = settings
+    app.state.session_factory = make_session_factory(engine)
+    app.state.catalog = build_catalog(settings)
+    app.state.store = LocalStore(settings.artifact_dir)
+    app.state.celery = create_celery_app(settings)
+    app.state.broker_client = Redis.from_url(
+        settings.require_redis_url(),
+        socket_timeout=settings.broker_timeout_s,
+        socket_connect_timeout=settings.broker_timeout_s,
+    )
+    install_error_handlers(app)
+    for module in (jobs, artifacts, models, health):
+        app.include_router(module.router)
+    return app

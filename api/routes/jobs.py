@@ -1,0 +1,112 @@
+"""Single jobs: submit, read, list, cancel."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import ValidationError
+
+from aigc.catalog import UnknownModel
+from api.deps import CatalogDep, CeleryDep, SessionDep, SettingsDep
+from api.errors import ApiError, invalid, not_found, validation_errors
+from api.schemas import JobCreate, JobList, JobPublic, JobStatus
+from api.serialize import job_public
+from db import jobs as job_queries
+from models.params import Kind
+from workers.dispatch import publish_job
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+MAX_PAGE_SIZE = 100
+
+
+@router.post("", status_code=202, response_model=JobPublic)
+def submit_job(
+    body: JobCreate,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    catalog: CatalogDep,
+    celery: CeleryDep,
+) -> JobPublic:
+    """Submit a generation job; it is stored as `queued` before this answers."""
+    if len(body.prompt) > settings.max_prompt_chars:
+        raise invalid("prompt", f"at most {settings.max_prompt_chars} characters")
+    if "\x00" in body.prompt:
+        raise invalid("prompt", "must not contain NUL characters")
+    metadata = body.metadata or {}
+    encoded_metadata = json.dumps(metadata)
+    if len(encoded_metadata.encode()) > settings.max_metadata_bytes:
+        raise invalid("metadata", f"at most {settings.max_metadata_bytes} bytes as JSON")
+    if "\\u0000" in encoded_metadata:
+        raise invalid("metadata", "must not contain NUL characters")
+    try:
+        spec = catalog.resolve(body.kind, body.model)
+    except UnknownModel as exc:
+        raise invalid("model", str(exc)) from exc
+    try:
+        params = spec.validate_params(body.params)
+    except ValidationError as exc:
+        errors = validation_errors(list(exc.errors()), prefix="params.")
+        message = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        raise ApiError(422, "invalid_request", message, errors) from exc
+
+    job = job_queries.create_job(
+        session,
+        kind=body.kind,
+        model=spec.name,
+        prompt=body.prompt,
+        params=params.model_dump(mode="json"),
+        metadata=metadata,
+    )
+    session.commit()
+    # After commit, so a worker never receives an id it cannot read. If the broker is down
+    # the job stays queued in PostgreSQL, and the request still answers at once.
+    publish_job(celery, job.id, job.kind)
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    session.refresh(job, ["artifacts"])
+    return job_public(request, settings, job)
+
+
+@router.get("", response_model=JobList)
+def list_jobs(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    status: JobStatus | None = None,
+    kind: Kind | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
+    cursor: uuid.UUID | None = None,
+) -> JobList:
+    """Jobs, newest first; follow `next_cursor` for older ones."""
+    jobs = job_queries.list_jobs(session, limit=limit, before=cursor, status=status, kind=kind)
+    next_cursor = str(jobs[-1].id) if len(jobs) == limit else None
+    return JobList(data=[job_public(request, settings, j) for j in jobs], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobPublic)
+def get_job(job_id: uuid.UUID, request: Request, session: SessionDep, settings: SettingsDep) -> JobPublic:
+    """A job with its status and artifacts."""
+    job = job_queries.get_job(session, job_id)
+    if job is None:
+        raise not_found("job", job_id)
+    return job_public(request, settings, job)
+
+
+@router.post("/{job_id}/cancel", response_model=JobPublic)
+def cancel_job(
+    job_id: uuid.UUID, request: Request, session: SessionDep, settings: SettingsDep
+) -> JobPublic:
+    """Cancel a queued or running job; a finished job answers 409."""
+    canceled = job_queries.cancel_job(session, job_id)
+    session.commit()
+    job = job_queries.get_job(session, job_id)
+    if job is None:
+        raise not_found("job", job_id)
+    if not canceled:
+        raise ApiError(409, "conflict", f"job {job_id} is already {job.status}")
+    return job_public(request, settings, job)

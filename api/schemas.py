@@ -1,0 +1,92 @@
+"""Request and response bodies, in families per resource."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
+
+from db.tables import ARTIFACT_FACTS
+from models.params import Kind
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
+
+
+class JobCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Kind
+    prompt: str = Field(min_length=1)
+    model: str | None = Field(None, min_length=1, max_length=256)
+    params: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class JobError(BaseModel):
+    type: str
+    message: str
+
+
+class ArtifactPublic(BaseModel):
+    id: uuid.UUID
+    index: int
+    mime_type: str
+    bytes: int
+    sha256: str
+    url: str
+    width: int | None = None
+    height: int | None = None
+    duration_s: float | None = None
+    sample_rate: int | None = None
+    characters: int | None = None
+    tokens: int | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_facts_of_other_kinds(self, handler: Any) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if not (k in ARTIFACT_FACTS and v is None)}
+
+
+class JobPublic(BaseModel):
+    id: uuid.UUID
+    object: Literal["job"] = "job"
+    kind: Kind
+    model: str
+    prompt: str
+    params: dict[str, Any]
+    status: JobStatus
+    error: JobError | None
+    attempts: int
+    worker: str | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    artifacts: list[ArtifactPublic]
+
+
+class JobList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[JobPublic]
+    # Pass as `cursor` to get the next (older) page; null on the last page.
+    next_cursor: str | None
+
+
+class ModelPublic(BaseModel):
+    name: str
+    kind: Kind
+    default: bool
+    description: str
+    params_schema: dict[str, Any]
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelPublic]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = {}

@@ -1,0 +1,51 @@
+"""ORM rows → public bodies."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from api.schemas import ArtifactPublic, JobError, JobPublic
+from aigc.settings import Settings
+from db.tables import ARTIFACT_FACTS, Artifact, Job
+
+
+def artifact_url(request: Request, settings: Settings, artifact: Artifact) -> str:
+    path = f"/v1/artifacts/{artifact.id}/content"
+    # Behind a proxy the operator sets the public base; otherwise the address the client used.
+    base = settings.public_url or str(request.base_url)
+    return base.rstrip("/") + path
+
+
+def job_public(request: Request, settings: Settings, job: Job) -> JobPublic:
+    error = (
+        JobError(type=job.error_type, message=job.error_message or "")
+        if job.error_type
+        else None
+    )
+    return JobPublic(
+        id=job.id,
+        kind=job.kind,  # type: ignore[arg-type]
+        model=job.model,
+        prompt=job.prompt,
+        params=job.params,
+        status=job.status,  # type: ignore[arg-type]
+        error=error,
+        attempts=job.attempts,
+        worker=job.worker,
+        metadata=job.meta,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        artifacts=[
+            ArtifactPublic(
+                id=artifact.id,
+                index=artifact.index,
+                mime_type=artifact.mime_type,
+                bytes=artifact.size_bytes,
+                sha256=artifact.sha256,
+                url=artifact_url(request, settings, artifact),
+                **{fact: getattr(artifact, fact) for fact in ARTIFACT_FACTS},
+            )
+            for artifact in job.artifacts
+        ],
+    )

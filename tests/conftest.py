@@ -1,0 +1,134 @@
+"""Real services for the tests: the machine's PostgreSQL and Redis where they answer, else the
+embedded ones from PyPI wheels (set AIGC_TEST_EMBEDDED=1 to force those). Each test starts
+from empty tables and an empty Redis database."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import sqlalchemy as sa
+
+from aigc.servers import EmbeddedPostgres, EmbeddedValkey
+from aigc.settings import Settings
+from db.migrate import upgrade
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+LOCAL_POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+LOCAL_REDIS = ("127.0.0.1", 6379)
+TEST_REDIS_DB = 11  # away from db 0, which a developer's own stack may use
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _use_embedded() -> bool:
+    return os.environ.get("AIGC_TEST_EMBEDDED") == "1"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh, migrated database for this test session."""
+    if not _use_embedded() and _port_open("127.0.0.1", 5432):
+        name = f"aigc_test_{uuid.uuid4().hex[:8]}"
+        admin = sa.create_engine(LOCAL_POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        url = LOCAL_POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+        upgrade(url)
+        yield url
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+    else:
+        with EmbeddedPostgres(tmp_path_factory.mktemp("pg")) as server:
+            upgrade(server.url)
+            yield server.url
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not _use_embedded() and _port_open(*LOCAL_REDIS):
+        yield f"redis://{LOCAL_REDIS[0]}:{LOCAL_REDIS[1]}/{TEST_REDIS_DB}"
+    else:
+        port = _free_port()
+        with EmbeddedValkey(tmp_path_factory.mktemp("valkey"), port) as server:
+            yield server.url
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def free_port() -> object:
+    return _free_port
+
+
+@pytest.fixture(scope="session")
+def db_engine(database_url: str) -> Iterator[sa.Engine]:
+    engine = sa.create_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def tiny_models(model_dir: Path) -> Path:
+    """Tiny models, built once per session and shared by every worker the tests start."""
+    from models.registry import TINY_MODELS
+    from models.tiny import ensure_tiny_model
+
+    for spec in TINY_MODELS:
+        ensure_tiny_model(spec.name, model_dir)
+    return model_dir
+
+
+@pytest.fixture(scope="session")
+def artifact_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("artifacts")
+
+
+@pytest.fixture
+def clean_state(db_engine: sa.Engine, redis_url: str) -> None:
+    """Empty tables and an empty Redis database before the test."""
+    with db_engine.begin() as conn:
+        conn.exec_driver_sql("TRUNCATE jobs, artifacts CASCADE")
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def settings(
+    database_url: str, redis_url: str, artifact_dir: Path, model_dir: Path, clean_state: None
+) -> Settings:
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        artifact_dir=artifact_dir,
+        model_dir=model_dir,
+        profile="offline",
+    )
+
+
+def count_jobs(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT count(*) FROM jobs")).scalar_one())

@@ -1,0 +1,64 @@
+"""A real API process (uvicorn) and a real Celery worker process, shared by the e2e tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aigc.cli.stack import spawn, stop_process, wait_for_http
+from tests.live import submit, wait_for_job
+
+WORKER_READY_TIMEOUT_S = 180.0  # cold imports and three model loads on a 2-core machine
+
+
+@dataclass
+class LiveStack:
+    api_url: str
+    env: dict[str, str]
+    client: httpx.Client
+
+
+@pytest.fixture(scope="session")
+def live_env(
+    database_url: str, redis_url: str, artifact_dir: Path, tiny_models: Path
+) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        AIGC_DATABASE_URL=database_url,
+        AIGC_REDIS_URL=redis_url,
+        AIGC_ARTIFACT_DIR=str(artifact_dir),
+        AIGC_MODEL_DIR=str(tiny_models),
+        AIGC_PROFILE="offline",
+        HF_HUB_OFFLINE="1",
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def live_stack(
+    live_env: dict[str, str], free_port: Callable[[], int]
+) -> Iterator[LiveStack]:
+    port = free_port()
+    api = spawn("api", ["api", "--host", "127.0.0.1", "--port", str(port)], live_env)
+    worker = spawn("worker", ["worker", "--queues", "text,image,audio"], live_env)
+    api_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{api_url}/healthz", 60, api)
+        with httpx.Client(base_url=api_url, timeout=30) as client:
+            # The worker is ready once it has run a job end to end.
+            probe = submit(client, kind="text", model="echo", prompt="ready?")
+            assert wait_for_job(client, probe["id"], WORKER_READY_TIMEOUT_S)["status"] == "succeeded"
+            yield LiveStack(api_url=api_url, env=live_env, client=client)
+    finally:
+        stop_process(api)
+        stop_process(worker)
+
+
+@pytest.fixture
+def live(live_stack: LiveStack, clean_state: None) -> LiveStack:
+    return live_stack

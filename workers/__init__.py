@@ -1,0 +1,2 @@
+"""Celery workers: claim a job, run its generator from models/, store the artifacts and record
+the outcome in PostgreSQL."""

@@ -1,0 +1,57 @@
+"""The one Celery app and all of its configuration."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from celery import Celery
+from kombu import Queue
+
+from aigc.settings import Settings, get_settings
+from workers.routing import ALL_QUEUES
+
+
+def create_celery_app(settings: Settings) -> Celery:
+    app = Celery("aigc", broker=settings.require_redis_url(), include=["workers.tasks"])
+    timeout = settings.broker_timeout_s
+    app.conf.update(
+        # JSON only: messages carry job ids, never pickled objects.
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        # Job status lives in PostgreSQL; Celery results would only cost a round trip.
+        task_ignore_result=True,
+        result_backend=None,
+        # Ack after the job ran, one message at a time: a worker that dies mid-job leaves its
+        # message to be redelivered instead of losing it or hoarding others.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_queues=[Queue(name) for name in ALL_QUEUES],
+        task_default_queue=ALL_QUEUES[0],
+        task_create_missing_queues=False,
+        # Events feed Flower.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        broker_connection_retry_on_startup=True,
+        # A broker that is down or silent must not hold a submission: connect, read and
+        # retry are bounded so a publish fails within a few seconds.
+        broker_connection_timeout=timeout,
+        broker_transport_options={
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "max_retries": 1,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.2,
+        },
+        broker_pool_limit=10,
+        worker_hijack_root_logger=False,
+    )
+    return app
+
+
+@lru_cache(maxsize=1)
+def get_celery_app() -> Celery:
+    """The process's Celery app, built from settings on first use."""
+    return create_celery_app(get_settings())

@@ -1,0 +1,47 @@
+"""What a worker process holds for its lifetime: created once, after the process starts
+(never inherited across a fork), and handed to each task."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from functools import lru_cache
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from aigc.catalog import Catalog, build_catalog
+from aigc.settings import Settings, get_settings
+from aigc.storage import ArtifactStore, LocalStore
+from db.session import make_engine, make_session_factory
+from workers.model_cache import ModelCache
+
+
+@dataclass
+class WorkerRuntime:
+    settings: Settings
+    session_factory: sessionmaker[Session]
+    store: ArtifactStore
+    catalog: Catalog
+    models: ModelCache
+    # Recorded on each job it runs; also guards the final UPDATE (only the claimant finishes).
+    worker_name: str
+
+
+def create_runtime(settings: Settings) -> WorkerRuntime:
+    engine = make_engine(
+        settings.require_database_url(), connect_timeout_s=settings.db_connect_timeout_s
+    )
+    return WorkerRuntime(
+        settings=settings,
+        session_factory=make_session_factory(engine),
+        store=LocalStore(settings.artifact_dir),
+        catalog=build_catalog(settings),
+        models=ModelCache(settings.model_dir, settings.model_cache_size),
+        worker_name=f"{socket.gethostname()}:{os.getpid()}",
+    )
+
+
+@lru_cache(maxsize=1)
+def get_runtime() -> WorkerRuntime:
+    return create_runtime(get_settings())
