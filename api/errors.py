@@ -34,14 +34,18 @@ class ApiError(Exception):
 
 def invalid(field: str, message: str) -> ApiError:
     """A 422 naming the one field that is wrong."""
-    return ApiError(422, "invalid_request", f"{field}: {message}", [{"field": field, "message": message}])
+    return ApiError(
+        422, "invalid_request", f"{field}: {message}", [{"field": field, "message": message}]
+    )
 
 
 def not_found(what: str, ident: object) -> ApiError:
     return ApiError(404, "not_found", f"{what} {ident} does not exist")
 
 
-def error_body(type_: str, message: str, errors: list[dict[str, str]] | None = None) -> dict[str, Any]:
+def error_body(
+    type_: str, message: str, errors: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {"type": type_, "message": message}
     if errors is not None:
         body["errors"] = errors
@@ -74,7 +78,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         type_ = "not_found" if exc.status_code == 404 else "http_error"
-        return JSONResponse(error_body(type_, str(exc.detail)), exc.status_code, headers=exc.headers)
+        return JSONResponse(
+            error_body(type_, str(exc.detail)), exc.status_code, headers=exc.headers
+        )
 
     async def _database_down(_: Request, exc: Exception) -> JSONResponse:
         log.warning("database unavailable: %s", exc)

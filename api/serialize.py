@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from api.schemas import ArtifactPublic, JobError, JobPublic
 from aigc.settings import Settings
+from api.schemas import ArtifactPublic, JobError, JobPublic
 from db.tables import ARTIFACT_FACTS, Artifact, Job
 
 
@@ -18,9 +18,7 @@ def artifact_url(request: Request, settings: Settings, artifact: Artifact) -> st
 
 def job_public(request: Request, settings: Settings, job: Job) -> JobPublic:
     error = (
-        JobError(type=job.error_type, message=job.error_message or "")
-        if job.error_type
-        else None
+        JobError(type=job.error_type, message=job.error_message or "") if job.error_type else None
     )
     return JobPublic(
         id=job.id,

@@ -52,9 +52,7 @@ def create_job(
 
 
 def get_job(session: Session, job_id: uuid.UUID) -> Job | None:
-    return session.scalar(
-        select(Job).where(Job.id == job_id).options(selectinload(Job.artifacts))
-    )
+    return session.scalar(select(Job).where(Job.id == job_id).options(selectinload(Job.artifacts)))
 
 
 def list_jobs(

@@ -67,6 +67,6 @@ class Generator(ABC, Generic[ParamsT]):
     ) -> list[list[Artifact]]:
         """Generate for each request; returns one list of artifacts per request, in order.
 
-        Raises GenerationCanceled when should_cancel() turned true, GenerationFailed (or a
-        subclass) for errors the model reports.
+        Raises GenerationCanceled when should_cancel() turned true, GenerationError (or a
+        subclass, such as InvalidInput) for errors the model reports.
         """

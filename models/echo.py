@@ -1,4 +1,4 @@
-"""A generator with no model: it returns the prompt, so the system's own overhead can be measured."""
+"""A generator with no model: it returns the prompt, to measure the system's own overhead."""
 
 from __future__ import annotations
 

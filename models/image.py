@@ -8,6 +8,9 @@ from typing import Any, ClassVar
 
 import torch
 from diffusers import AutoPipelineForText2Image, DiffusionPipeline
+from diffusers.utils import logging as diffusers_logging
+from PIL.Image import Image
+from transformers.utils import logging as transformers_logging
 
 from models.artifacts import png_artifact
 from models.base import Artifact, CancelCheck, GenerationRequest, Generator, ProgressCallback
@@ -15,27 +18,33 @@ from models.device import pick_device, pick_dtype, random_seed, seeded_generator
 from models.errors import GenerationCanceled, ModelLoadError
 from models.loading import check_local_source
 from models.params import ImageParams, Kind
-from models.progress import BatchProgress, raise_if_canceled
+from models.progress import BatchProgress, quiet_progress_bars, raise_if_canceled
 
 # The smallest size every Stable-Diffusion-style pipeline accepts: enough to warm kernels up.
 _WARMUP_PARAMS = ImageParams(width=64, height=64, steps=1, guidance_scale=0.0, seed=0)
 
 
-def _load_pipeline(source: str, dtype: torch.dtype) -> DiffusionPipeline:
-    kwargs: dict[str, Any] = {}
-    # Load no safety checker at all rather than loading one and switching it off: it is a
-    # second CLIP model in GPU memory. Only pipelines that list one accept the argument.
-    safety_checker = DiffusionPipeline.load_config(source).get("safety_checker")
-    if safety_checker and safety_checker[0] is not None:
-        kwargs.update(safety_checker=None, requires_safety_checker=False)
+# Pipelines are typed Any: to type checkers, diffusers' top-level names are placeholder classes.
+def _load_pipeline(source: str, dtype: torch.dtype) -> Any:
     with warnings.catch_warnings():
         # Newer diffusers renamed torch_dtype to dtype; older ones accept only torch_dtype.
         warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
-        try:
-            return AutoPipelineForText2Image.from_pretrained(source, torch_dtype=dtype, **kwargs)
-        except ValueError:
-            # AutoPipeline knows only the text-to-image families it maps; others load as-is.
-            return DiffusionPipeline.from_pretrained(source, torch_dtype=dtype, **kwargs)
+        # diffusers passes huggingface_hub an argument it has deprecated; nothing to act on.
+        warnings.filterwarnings("ignore", message=".*local_dir_use_symlinks.*")
+        kwargs: dict[str, Any] = {}
+        # Load no safety checker at all rather than loading one and switching it off: it is a
+        # second CLIP model in GPU memory. Only pipelines that list one accept the argument.
+        safety_checker = DiffusionPipeline.load_config(source).get("safety_checker")
+        if safety_checker and safety_checker[0] is not None:
+            kwargs.update(safety_checker=None, requires_safety_checker=False)
+        with quiet_progress_bars(diffusers_logging, transformers_logging):
+            try:
+                return AutoPipelineForText2Image.from_pretrained(
+                    source, torch_dtype=dtype, **kwargs
+                )
+            except ValueError:
+                # AutoPipeline knows only the text-to-image families it maps; others load as-is.
+                return DiffusionPipeline.from_pretrained(source, torch_dtype=dtype, **kwargs)
 
 
 class ImageGenerator(Generator[ImageParams]):
@@ -43,7 +52,7 @@ class ImageGenerator(Generator[ImageParams]):
 
     def __init__(self, source: str, device: str | None = None) -> None:
         super().__init__(source, device)
-        self._pipe: DiffusionPipeline | None = None
+        self._pipe: Any = None
         self._device = pick_device(device)
 
     def load(self) -> None:
@@ -90,7 +99,7 @@ class ImageGenerator(Generator[ImageParams]):
         params: ImageParams,
         progress: BatchProgress,
         should_cancel: CancelCheck | None,
-    ) -> list[Any]:
+    ) -> list[Image]:
         if self._pipe is None:
             raise RuntimeError("ImageGenerator.load() was not called")
         # Image k of a request seeded s uses seed s + k, so asking for more images keeps
@@ -103,7 +112,7 @@ class ImageGenerator(Generator[ImageParams]):
             ]
 
         def on_step_end(
-            pipe: DiffusionPipeline, step: int, timestep: Any, tensors: dict[str, Any]
+            pipe: Any, step: int, timestep: Any, tensors: dict[str, Any]
         ) -> dict[str, Any]:
             if should_cancel is not None and should_cancel():
                 # Raising skips the remaining steps and the VAE decode of a result nobody wants.

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol
+
 from models.base import CancelCheck, ProgressCallback
 from models.errors import GenerationCanceled
 
@@ -38,3 +42,29 @@ class BatchProgress:
             return
         self._last_reported = done
         self._callback(done, self._total)
+
+
+class _ProgressBarSwitch(Protocol):
+    """The progress-bar switches of `transformers.utils.logging` and `diffusers.utils.logging`."""
+
+    def is_progress_bar_enabled(self) -> bool: ...
+    def enable_progress_bar(self) -> None: ...
+    def disable_progress_bar(self) -> None: ...
+
+
+@contextmanager
+def quiet_progress_bars(*libraries: _ProgressBarSwitch) -> Iterator[None]:
+    """No library progress bars ("Loading weights", "Writing model shards") meanwhile.
+
+    Loading and building are single steps of a worker's start-up, and tqdm bars would
+    clutter its logs; the bars are switched back on afterwards if they were on.
+    """
+    enabled = [library.is_progress_bar_enabled() for library in libraries]
+    for library in libraries:
+        library.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for library, was_enabled in zip(libraries, enabled, strict=True):
+            if was_enabled:
+                library.enable_progress_bar()

@@ -44,7 +44,10 @@ class ModelSpec:
         return PARAMS_BY_KIND[self.kind]
 
     def validate_params(self, params: Mapping[str, Any] | None) -> _Params:
-        """Apply this model's defaults, then the client's params; raises pydantic's ValidationError."""
+        """Apply this model's defaults, then the client's params.
+
+        Raises pydantic's ValidationError.
+        """
         return self.params_class.model_validate({**self.defaults, **(params or {})})
 
     def params_schema(self) -> dict[str, Any]:
@@ -55,7 +58,7 @@ class ModelSpec:
         return schema
 
     def resolve_source(self, model_dir: Path) -> str:
-        """Where `from_pretrained` loads from: the tiny model's folder, a local path, or a hub id."""
+        """Where `from_pretrained` loads from: the tiny model's folder, a local path or a hub id."""
         if self.is_tiny:
             return str(model_dir / self.name)
         return self.source
@@ -132,7 +135,7 @@ GENERATOR_BY_KIND: dict[Kind, str] = {
 
 
 def custom_spec(name: str, kind: Kind) -> ModelSpec:
-    """A spec for a model id or local path configured by an operator, run by the kind's generator."""
+    """A spec for a model id or local path an operator configured, run by the kind's generator."""
     return ModelSpec(
         name=name,
         kind=kind,

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
+    GenerationMixin,
     PreTrainedModel,
     PreTrainedTokenizerBase,
     StoppingCriteria,
     StoppingCriteriaList,
 )
+from transformers.utils import logging as transformers_logging
 
 from models.artifacts import text_artifact
 from models.base import Artifact, CancelCheck, GenerationRequest, Generator, ProgressCallback
@@ -22,7 +24,7 @@ from models.device import pick_device, pick_dtype, seeded_global_rng
 from models.errors import GenerationCanceled, InvalidInput, ModelLoadError
 from models.loading import check_local_source
 from models.params import Kind, TextParams
-from models.progress import BatchProgress, raise_if_canceled
+from models.progress import BatchProgress, quiet_progress_bars, raise_if_canceled
 
 
 class _StepHook(StoppingCriteria):
@@ -36,7 +38,8 @@ class _StepHook(StoppingCriteria):
         self, input_ids: torch.LongTensor, scores: torch.FloatTensor | None, **kwargs: Any
     ) -> torch.BoolTensor:
         stop = self._on_token(input_ids.shape[1] - self._prompt_length)
-        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+        rows = torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+        return cast(torch.BoolTensor, rows)
 
 
 @dataclass
@@ -59,10 +62,11 @@ class TextGenerator(Generator[TextParams]):
     def load(self) -> None:
         check_local_source(self.source)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(self.source)
-            model = AutoModelForCausalLM.from_pretrained(
-                self.source, dtype=pick_dtype(self._device, "text")
-            )
+            with quiet_progress_bars(transformers_logging):
+                tokenizer = AutoTokenizer.from_pretrained(self.source)
+                model = AutoModelForCausalLM.from_pretrained(
+                    self.source, dtype=pick_dtype(self._device, "text"), device_map=self._device
+                )
         except Exception as exc:  # from_pretrained raises OSError, ValueError, hub errors...
             raise ModelLoadError(f"cannot load text model {self.source!r}: {exc}") from exc
         # Batched prompts are padded on the left so every row's new tokens start together.
@@ -70,7 +74,7 @@ class TextGenerator(Generator[TextParams]):
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         self._tokenizer = tokenizer
-        self._model = model.to(self._device).eval()
+        self._model = model
 
     def warmup(self) -> None:
         self.generate([GenerationRequest("Hello", TextParams(max_new_tokens=2, temperature=0))])
@@ -154,7 +158,7 @@ class TextGenerator(Generator[TextParams]):
             else {"do_sample": False}
         )
         with seeded_global_rng(params.seed, self._device):
-            output = model.generate(
+            output = cast(GenerationMixin, model).generate(
                 **inputs,
                 max_new_tokens=params.max_new_tokens,
                 pad_token_id=tokenizer.pad_token_id,
@@ -168,7 +172,7 @@ class TextGenerator(Generator[TextParams]):
         for row in output[:, prompt_length:].tolist():
             # Rows that ended early are filled up to the batch's length: count up to their end.
             end = next((i + 1 for i, token in enumerate(row) if token in stop_ids), len(row))
-            text = tokenizer.decode(row[:end], skip_special_tokens=True)
+            text = cast(str, tokenizer.decode(row[:end], skip_special_tokens=True))
             artifacts.append(text_artifact(text, end))
         return artifacts
 

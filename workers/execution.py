@@ -30,7 +30,11 @@ def execute_job(runtime: WorkerRuntime, job_id: uuid.UUID) -> str:
             log.info("job %s not queued any more, skipped", job_id)
             return "skipped"
         kind, model, prompt, params, attempt = (
-            job.kind, job.model, job.prompt, job.params, job.attempts
+            job.kind,
+            job.model,
+            job.prompt,
+            job.params,
+            job.attempts,
         )
 
     try:

@@ -85,7 +85,12 @@ def _submit_and_follow(
         console.print(f"submitted {job['kind']} job {job['id']} (model {job['model']})")
 
     deadline = time.monotonic() + timeout_s
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task("jobs finished", total=len(jobs))
         while True:
@@ -108,7 +113,8 @@ def _submit_and_follow(
         if job["status"] != "succeeded":
             failed += 1
             error = job["error"] or {"type": job["status"], "message": ""}
-            console.print(f"[red]{job['kind']} job {job['id']} {job['status']}: {error['type']}: {error['message']}[/]")
+            reason = f"{error['type']}: {error['message']}"
+            console.print(f"[red]{job['kind']} job {job['id']} {job['status']}: {reason}[/]")
             continue
         for artifact in job["artifacts"]:
             extension = EXTENSIONS.get(artifact["mime_type"], "bin")

@@ -96,8 +96,9 @@ def worker(
     names = [q.strip() for q in queues.split(",") if q.strip()]
     unknown = sorted(set(names) - set(ALL_QUEUES))
     if unknown or not names:
+        choices = ", ".join(ALL_QUEUES)
         raise typer.BadParameter(
-            f"unknown queue(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(ALL_QUEUES)}",
+            f"unknown queue(s) {', '.join(unknown) or '(none)'}; choose from {choices}",
             param_hint="--queues",
         )
     get_celery_app().worker_main(

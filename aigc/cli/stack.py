@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 
 import httpx
@@ -55,10 +55,8 @@ def stack_env(settings: Settings, database_url: str, redis_url: str) -> dict[str
 
 def _die_with_parent() -> None:
     # Children of a launcher that was killed outright must not run on unsupervised.
-    try:
+    with suppress(OSError):
         ctypes.CDLL("libc.so.6").prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
 
 
 def spawn(name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:

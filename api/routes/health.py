@@ -20,7 +20,9 @@ def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=None, responses={200: {"model": Health}, 503: {"model": Health}})
+@router.get(
+    "/readyz", response_model=None, responses={200: {"model": Health}, 503: {"model": Health}}
+)
 def readyz(session: SessionDep, broker: BrokerClientDep) -> Health | JSONResponse:
     """The database and the broker are reachable; 503 names the one that is not."""
     checks: dict[str, str] = {}

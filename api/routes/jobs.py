@@ -89,7 +89,9 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobPublic)
-def get_job(job_id: uuid.UUID, request: Request, session: SessionDep, settings: SettingsDep) -> JobPublic:
+def get_job(
+    job_id: uuid.UUID, request: Request, session: SessionDep, settings: SettingsDep
+) -> JobPublic:
     """A job with its status and artifacts."""
     job = job_queries.get_job(session, job_id)
     if job is None:

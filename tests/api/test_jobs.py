@@ -14,7 +14,9 @@ from tests.conftest import count_jobs
 
 
 def test_submit_returns_202_queued_with_location(client: TestClient, settings: Settings) -> None:
-    response = client.post("/v1/jobs", json={"kind": "text", "prompt": "hello", "metadata": {"team": "a"}})
+    response = client.post(
+        "/v1/jobs", json={"kind": "text", "prompt": "hello", "metadata": {"team": "a"}}
+    )
     assert response.status_code == 202
     job = response.json()
     assert job["status"] == "queued"
@@ -37,7 +39,10 @@ def test_submit_returns_202_queued_with_location(client: TestClient, settings: S
         ({"kind": "text", "prompt": "x", "model": "gpt-17"}, "model"),
         ({"kind": "text", "prompt": "x", "model": "tiny-image"}, "model"),
         ({"kind": "text", "prompt": "x", "params": {"max_new_tokens": 0}}, "params.max_new_tokens"),
-        ({"kind": "text", "prompt": "x", "params": {"max_new_tokens": 4097}}, "params.max_new_tokens"),
+        (
+            {"kind": "text", "prompt": "x", "params": {"max_new_tokens": 4097}},
+            "params.max_new_tokens",
+        ),
         ({"kind": "text", "prompt": "x", "params": {"temperature": 2.5}}, "params.temperature"),
         ({"kind": "text", "prompt": "x", "params": {"top_p": 0}}, "params.top_p"),
         ({"kind": "text", "prompt": "x", "params": {"seed": -1}}, "params.seed"),
@@ -66,7 +71,9 @@ def test_bad_input_is_422_naming_the_field_and_stores_nothing(
 
 
 def test_malformed_json_is_422(client: TestClient) -> None:
-    response = client.post("/v1/jobs", content=b"{not json", headers={"content-type": "application/json"})
+    response = client.post(
+        "/v1/jobs", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 422
     assert response.json()["error"]["type"] == "invalid_request"
 

@@ -22,7 +22,9 @@ def test_submission_while_broker_unreachable_is_persisted_queued(
         assert response.status_code == 202
         job_id = response.json()["id"]
         with db_engine.connect() as conn:
-            status = conn.execute(sa.text("SELECT status FROM jobs WHERE id = :id"), {"id": job_id}).scalar()
+            status = conn.execute(
+                sa.text("SELECT status FROM jobs WHERE id = :id"), {"id": job_id}
+            ).scalar()
         assert status == "queued"
         ready = client.get("/readyz")
         assert ready.status_code == 503

@@ -40,9 +40,7 @@ def live_env(
 
 
 @pytest.fixture(scope="session")
-def live_stack(
-    live_env: dict[str, str], free_port: Callable[[], int]
-) -> Iterator[LiveStack]:
+def live_stack(live_env: dict[str, str], free_port: Callable[[], int]) -> Iterator[LiveStack]:
     port = free_port()
     api = spawn("api", ["api", "--host", "127.0.0.1", "--port", str(port)], live_env)
     worker = spawn("worker", ["worker", "--queues", "text,image,audio"], live_env)
@@ -52,7 +50,9 @@ def live_stack(
         with httpx.Client(base_url=api_url, timeout=30) as client:
             # The worker is ready once it has run a job end to end.
             probe = submit(client, kind="text", model="echo", prompt="ready?")
-            assert wait_for_job(client, probe["id"], WORKER_READY_TIMEOUT_S)["status"] == "succeeded"
+            assert (
+                wait_for_job(client, probe["id"], WORKER_READY_TIMEOUT_S)["status"] == "succeeded"
+            )
             yield LiveStack(api_url=api_url, env=live_env, client=client)
     finally:
         stop_process(api)

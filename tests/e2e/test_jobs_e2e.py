@@ -12,7 +12,12 @@ from tests.live import submit, wait_for_job
 
 
 def test_text_job_produces_model_text(live: LiveStack) -> None:
-    job = submit(live.client, kind="text", prompt="The future of content is", params={"seed": 1, "max_new_tokens": 24})
+    job = submit(
+        live.client,
+        kind="text",
+        prompt="The future of content is",
+        params={"seed": 1, "max_new_tokens": 24},
+    )
     assert job["status"] == "queued"
     done = wait_for_job(live.client, job["id"])
     assert done["status"] == "succeeded", done["error"]
@@ -69,8 +74,12 @@ def test_audio_job_produces_wav(live: LiveStack) -> None:
 
 def test_seeded_text_is_reproducible(live: LiveStack) -> None:
     params = {"seed": 42, "max_new_tokens": 16, "temperature": 1.0}
-    first = wait_for_job(live.client, submit(live.client, kind="text", prompt="Once", params=params)["id"])
-    second = wait_for_job(live.client, submit(live.client, kind="text", prompt="Once", params=params)["id"])
+    first = wait_for_job(
+        live.client, submit(live.client, kind="text", prompt="Once", params=params)["id"]
+    )
+    second = wait_for_job(
+        live.client, submit(live.client, kind="text", prompt="Once", params=params)["id"]
+    )
     assert first["artifacts"][0]["sha256"] == second["artifacts"][0]["sha256"]
 
 

@@ -1,0 +1,47 @@
+# aigc-jobs: `make demo` and `make test` set up everything they need on a fresh machine.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# torch first and pinned: an unpinned torch on a CPU host can pull a multi-GB CUDA build.
+# 2.13.0's CPU wheel is what this pin resolves to here; on other hosts set TORCH_SPEC and,
+# for a CPU-only wheel index, TORCH_INDEX_URL.
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX_URL ?=
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo up test test-embedded lint format clean
+
+$(STAMP): pyproject.toml Makefile
+	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PIP_INSTALL) "$(TORCH_SPEC)" $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
+	$(PIP_INSTALL) -e ".[ml,embedded,dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)  ## virtualenv with every dependency
+
+demo: install  ## run a text, an image and an audio job end to end
+	HF_HUB_OFFLINE=1 $(BIN)/aigc demo
+
+up: install  ## start the whole stack; Ctrl-C stops it
+	$(BIN)/aigc up
+
+test: install  ## the test suite, on real PostgreSQL, Redis, Celery workers and tiny models
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" -ra
+
+test-embedded: install  ## the suite on the embedded servers even where local ones run
+	AIGC_TEST_EMBEDDED=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" -ra
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy aigc api db models workers
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

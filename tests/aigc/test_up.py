@@ -1,0 +1,58 @@
+"""`aigc up` on a machine with no PostgreSQL or Redis configured: it starts the embedded
+servers, migrates, serves jobs end to end, and Ctrl-C stops everything it started."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from aigc.cli.stack import wait_for_http
+from tests.live import submit, wait_for_job
+
+
+@pytest.mark.timeout(240)
+def test_up_with_embedded_servers_runs_a_job_and_stops_cleanly(
+    tmp_path: Path, tiny_models: Path, free_port: Callable[[], int]
+) -> None:
+    api_port, flower_port, redis_port = free_port(), free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIGC_")}
+    env.update(
+        AIGC_VAR_DIR=str(tmp_path / "var"),
+        AIGC_ARTIFACT_DIR=str(tmp_path / "var" / "artifacts"),
+        AIGC_MODEL_DIR=str(tiny_models),
+        AIGC_API_PORT=str(api_port),
+        AIGC_FLOWER_PORT=str(flower_port),
+        AIGC_EMBEDDED_REDIS_PORT=str(redis_port),
+        AIGC_PRELOAD_MODELS="false",
+        HF_HUB_OFFLINE="1",
+    )
+    up = subprocess.Popen([sys.executable, "-m", "aigc", "up"], env=env)
+    try:
+        api_url = f"http://127.0.0.1:{api_port}"
+        wait_for_http(f"{api_url}/healthz", 120, up)
+        with httpx.Client(base_url=api_url, timeout=30) as client:
+            assert client.get("/readyz").json()["checks"] == {"database": "ok", "broker": "ok"}
+            job = submit(client, kind="text", model="echo", prompt="embedded all the way")
+            done = wait_for_job(client, job["id"], timeout_s=120)
+            assert done["status"] == "succeeded"
+            text = client.get(done["artifacts"][0]["url"]).text
+            assert text == "embedded all the way"
+        wait_for_http(f"http://127.0.0.1:{flower_port}/healthcheck", 60)
+        assert (tmp_path / "var" / "postgres" / "PG_VERSION").exists()
+        assert (tmp_path / "var" / "valkey").is_dir()
+        children = psutil.Process(up.pid).children(recursive=True)
+        assert children
+    finally:
+        up.send_signal(signal.SIGINT)
+        returncode = up.wait(timeout=60)
+    assert returncode == 0
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"left running: {[p.cmdline() for p in alive]}"
