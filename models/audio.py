@@ -24,6 +24,10 @@ from models.loading import check_local_source
 from models.params import AudioParams, Kind
 from models.progress import quiet_progress_bars, raise_if_canceled
 
+# VITS attends over the whole input at once, so memory grows with its square; this bounds
+# one job to a few minutes of speech.
+MAX_INPUT_TOKENS = 4096
+
 
 class AudioGenerator(Generator[AudioParams]):
     kind: ClassVar[Kind] = "audio"
@@ -93,6 +97,11 @@ class AudioGenerator(Generator[AudioParams]):
         filler = {tokenizer.pad_token_id, tokenizer.unk_token_id}
         if all(token in filler for token in encoded["input_ids"][0].tolist()):
             raise InvalidInput("the prompt has no characters this voice model can pronounce")
+        if encoded["input_ids"].shape[1] > MAX_INPUT_TOKENS:
+            raise InvalidInput(
+                f"the prompt is {encoded['input_ids'].shape[1]} tokens; this voice model takes "
+                f"at most {MAX_INPUT_TOKENS} per job (split longer text into several jobs)"
+            )
         return encoded
 
     def _synthesize(self, encoded: BatchEncoding, params: AudioParams) -> Artifact:

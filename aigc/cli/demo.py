@@ -61,8 +61,9 @@ def run_demo(settings: Settings, console: Console, *, timeout_s: float) -> int:
         else:
             from aigc.cli.stack import run_stack
 
-            console.print("starting the stack (PostgreSQL, Valkey, API, worker)...")
-            stack = cleanup.enter_context(run_stack(settings, flower=False))
+            log_dir = settings.var_dir / "logs"
+            console.print(f"starting the stack (API, worker; their logs go to {log_dir}/)...")
+            stack = cleanup.enter_context(run_stack(settings, flower=False, log_dir=log_dir))
             api_url = stack.api_url
         if settings.profile == "offline":
             console.print(f"[yellow]{TINY_NOTICE}[/]")

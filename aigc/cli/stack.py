@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -59,16 +60,29 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6").prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def spawn(name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+def spawn(
+    name: str, args: list[str], env: dict[str, str], log_dir: Path | None = None
+) -> subprocess.Popen[bytes]:
     """`python -m aigc <args>` in its own session, so a Ctrl-C reaches only the launcher,
-    which then stops the children in order."""
+    which then stops the children in order. Output goes to `<log_dir>/<name>.log` when a
+    log directory is given, else to the launcher's terminal."""
     log.info("starting %s", name)
-    return subprocess.Popen(
-        [sys.executable, "-m", "aigc", *args],
-        env=env,
-        start_new_session=True,
-        preexec_fn=_die_with_parent,
-    )
+    output = None
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        output = (log_dir / f"{name}.log").open("ab")
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "aigc", *args],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
+    finally:
+        if output is not None:
+            output.close()  # the child holds its own descriptor
 
 
 def stop_process(proc: subprocess.Popen[bytes], grace_s: float = STOP_GRACE_S) -> None:
@@ -97,8 +111,13 @@ def wait_for_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | No
 
 
 @contextmanager
-def run_stack(settings: Settings, *, flower: bool = True) -> Iterator[Stack]:
-    """Bring everything up; on exit stop it all in reverse order, whatever happened."""
+def run_stack(
+    settings: Settings, *, flower: bool = True, log_dir: Path | None = None
+) -> Iterator[Stack]:
+    """Bring everything up; on exit stop it all in reverse order, whatever happened.
+
+    With `log_dir`, the children's output goes to files there instead of the terminal.
+    """
     with ExitStack() as cleanup:
         database_url = settings.database_url
         if not database_url:
@@ -126,13 +145,14 @@ def run_stack(settings: Settings, *, flower: bool = True) -> Iterator[Stack]:
             "api",
             ["api", "--host", settings.api_host, "--port", str(settings.api_port)],
             stack.env,
+            log_dir,
         )
         stack.processes["worker"] = spawn(
-            "worker", ["worker", "--queues", ",".join(ALL_QUEUES)], stack.env
+            "worker", ["worker", "--queues", ",".join(ALL_QUEUES)], stack.env, log_dir
         )
         if flower:
             stack.processes["flower"] = spawn(
-                "flower", ["flower", "--port", str(settings.flower_port)], stack.env
+                "flower", ["flower", "--port", str(settings.flower_port)], stack.env, log_dir
             )
         wait_for_http(f"{stack.api_url}/healthz", API_START_TIMEOUT_S, stack.processes["api"])
         yield stack
