@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     embedded_redis_port: int = DEFAULT_EMBEDDED_REDIS_PORT
 
     max_prompt_chars: int = Field(32_000, ge=1)
+    max_batch_jobs: int = Field(50_000, ge=1)
+    # A JSONL batch upload: the whole body, and each line.
+    max_batch_bytes: int = Field(256 * 1024 * 1024, ge=1)
+    max_jsonl_line_bytes: int = Field(256 * 1024, ge=1)
+    # Jobs of one batch (same kind, model, priority) that travel and run together; a chunk
+    # runs as one batched forward pass where the model allows it.
+    chunk_sizes: dict[str, int] = {"text": 16, "image": 4, "audio": 8}
     max_metadata_bytes: int = Field(16 * 1024, ge=0)
     # Models a worker keeps loaded; each may hold GBs of GPU memory.
     model_cache_size: int = Field(3, ge=1)

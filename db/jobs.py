@@ -4,14 +4,15 @@ late or duplicate delivery finds the row in another state and changes nothing.""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from db.tables import Artifact, Job
+from aigc.ids import uuid7
+from db.tables import ARTIFACT_FACTS, Artifact, Job
 
 
 @dataclass(frozen=True)
@@ -87,11 +88,15 @@ def cancel_job(session: Session, job_id: uuid.UUID) -> bool:
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
-def claim_job(session: Session, job_id: uuid.UUID, *, worker: str) -> Job | None:
-    """queued → running for this worker; None when the job is not queued any more."""
-    return session.scalar(
+def claim_jobs(session: Session, job_ids: Sequence[uuid.UUID], *, worker: str) -> list[Job]:
+    """queued → running for this worker, for those of the ids still queued (in id order).
+
+    A job canceled, already run or running elsewhere is left as it is: a late or duplicate
+    delivery does nothing.
+    """
+    claimed = session.scalars(
         update(Job)
-        .where(Job.id == job_id, Job.status == "queued")
+        .where(Job.id.in_(job_ids), Job.status == "queued")
         .values(
             status="running",
             worker=worker,
@@ -101,37 +106,42 @@ def claim_job(session: Session, job_id: uuid.UUID, *, worker: str) -> Job | None
             error_message=None,
         )
         .returning(Job)
-    )
+    ).all()
+    return sorted(claimed, key=lambda job: job.id)
 
 
-def succeed_job(
-    session: Session, job_id: uuid.UUID, *, worker: str, artifacts: Sequence[NewArtifact]
-) -> bool:
-    """running → succeeded with its artifact rows, in the caller's transaction.
-
-    False (and nothing recorded) when the job stopped being this worker's run meanwhile,
-    e.g. it was canceled.
+def succeed_jobs(
+    session: Session, *, worker: str, artifacts: Mapping[uuid.UUID, Sequence[NewArtifact]]
+) -> set[uuid.UUID]:
+    """running → succeeded with their artifact rows, for several jobs in one statement and
+    the caller's transaction. Returns the ids recorded: a job that stopped being this
+    worker's run meanwhile (canceled) is left out, with no artifact rows.
     """
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == "running", Job.worker == worker)
-        .values(status="succeeded", finished_at=func.now())
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return False
-    session.add_all(
-        Artifact(
-            job_id=job_id,
-            index=artifact.index,
-            mime_type=artifact.mime_type,
-            size_bytes=artifact.size_bytes,
-            sha256=artifact.sha256,
-            storage_key=artifact.storage_key,
-            **artifact.facts,
+    recorded = set(
+        session.scalars(
+            update(Job)
+            .where(Job.id.in_(artifacts), Job.status == "running", Job.worker == worker)
+            .values(status="succeeded", finished_at=func.now())
+            .returning(Job.id)
         )
-        for artifact in artifacts
     )
-    return True
+    rows = [
+        {
+            "id": uuid7(),
+            "job_id": job_id,
+            "index": artifact.index,
+            "mime_type": artifact.mime_type,
+            "size_bytes": artifact.size_bytes,
+            "sha256": artifact.sha256,
+            "storage_key": artifact.storage_key,
+            **{fact: artifact.facts.get(fact) for fact in ARTIFACT_FACTS},
+        }
+        for job_id in recorded
+        for artifact in artifacts[job_id]
+    ]
+    if rows:
+        session.execute(insert(Artifact), rows)
+    return recorded
 
 
 def fail_job(
@@ -149,6 +159,33 @@ def fail_job(
         )
     )
     return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def requeue_jobs(
+    session: Session,
+    *,
+    statuses: Sequence[str],
+    job_id: uuid.UUID | None = None,
+    batch_id: uuid.UUID | None = None,
+) -> list[Job]:
+    """Back to `queued` for jobs (one, or a batch's) in one of `statuses`; returns them in
+    input order for dispatch. Succeeded jobs are never touched, so their artifacts stay."""
+    query = update(Job).where(Job.status.in_(statuses))
+    if job_id is not None:
+        query = query.where(Job.id == job_id)
+    if batch_id is not None:
+        query = query.where(Job.batch_id == batch_id)
+    requeued = session.scalars(
+        query.values(
+            status="queued",
+            worker=None,
+            error_type=None,
+            error_message=None,
+            started_at=None,
+            finished_at=None,
+        ).returning(Job)
+    ).all()
+    return sorted(requeued, key=lambda job: (job.line or 0, job.id))
 
 
 def get_artifact(session: Session, artifact_id: uuid.UUID) -> Artifact | None:

@@ -25,6 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from aigc.ids import uuid7
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
+ACTIVE_STATUSES = ("queued", "running")
 FINAL_STATUSES = ("succeeded", "failed", "canceled")
 PRIORITIES = ("high", "normal", "low")
 
@@ -54,6 +55,9 @@ class Job(Base):
         CheckConstraint(_in("priority", PRIORITIES), name="priority"),
         Index("ix_jobs_status_id", "status", "id"),
         Index("ix_jobs_kind_id", "kind", "id"),
+        # Results in input order and status counts per batch.
+        Index("ix_jobs_batch_id_line", "batch_id", "line", unique=True),
+        Index("ix_jobs_batch_id_status", "batch_id", "status"),
     )
 
     # UUIDv7: ordering by id is ordering by creation time.
@@ -71,8 +75,11 @@ class Job(Base):
     worker: Mapped[str | None] = mapped_column(String(255))
     # `metadata` is reserved on declarative classes; the column keeps the public name.
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
-    # Room for what comes next: batches and leases (nullable until those land).
-    batch_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), index=True)
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
+    # Position in the batch's input (0-based) and the client's own id for the line.
+    line: Mapped[int | None] = mapped_column(Integer)
+    custom_id: Mapped[str | None] = mapped_column(String(256))
+    # Room for what comes next: leases (nullable until they land).
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -81,6 +88,45 @@ class Job(Base):
     artifacts: Mapped[list[Artifact]] = relationship(
         back_populates="job", order_by="Artifact.index", cascade="all, delete-orphan"
     )
+
+
+class Batch(Base):
+    """A group of jobs submitted together. Its counts and most of its status are derived
+    from its jobs, so finishing a job never contends on the batch row."""
+
+    __tablename__ = "batches"
+    __table_args__ = (
+        CheckConstraint(_in("api", ("native", "openai")), name="api"),
+        CheckConstraint(_in("priority", PRIORITIES), name="priority"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid7)
+    # Which API created it, and so the shape it is served in.
+    api: Mapped[str] = mapped_column(String(8), default="native")
+    priority: Mapped[str] = mapped_column(String(8), default="normal")
+    total: Mapped[int] = mapped_column(Integer)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # OpenAI Batch API fields (api == "openai").
+    endpoint: Mapped[str | None] = mapped_column(String(64))
+    completion_window: Mapped[str | None] = mapped_column(String(16))
+    input_file_id: Mapped[str | None] = mapped_column(String(64))
+    output_file_id: Mapped[str | None] = mapped_column(String(64))
+    error_file_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class File(Base):
+    """A file of the OpenAI Files API: an uploaded batch input or a batch's output/errors."""
+
+    __tablename__ = "files"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    filename: Mapped[str] = mapped_column(String(256))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    storage_key: Mapped[str] = mapped_column(Text, unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Artifact(Base):

@@ -8,7 +8,7 @@ from celery import Celery
 from kombu import Queue
 
 from aigc.settings import Settings, get_settings
-from workers.routing import ALL_QUEUES
+from workers.routing import ALL_QUEUES, queue_for
 
 
 def create_celery_app(settings: Settings) -> Celery:
@@ -28,7 +28,7 @@ def create_celery_app(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_queues=[Queue(name) for name in ALL_QUEUES],
-        task_default_queue=ALL_QUEUES[0],
+        task_default_queue=queue_for("text"),
         task_create_missing_queues=False,
         # Events feed Flower.
         worker_send_task_events=True,
@@ -44,6 +44,9 @@ def create_celery_app(settings: Settings) -> Celery:
             "interval_start": 0,
             "interval_step": 0.2,
             "interval_max": 0.2,
+            # Read queues in the order the worker lists them (high tier first) instead of
+            # kombu's default round robin.
+            "queue_order_strategy": "priority",
         },
         broker_pool_limit=10,
         worker_hijack_root_logger=False,

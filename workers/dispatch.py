@@ -1,33 +1,90 @@
-"""Publishing job ids to the broker, bounded in time. The API calls it after commit."""
+"""Publishing job ids to the broker after commit, in chunks, bounded in time."""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import groupby
 
 from celery import Celery
 from kombu.exceptions import KombuError, OperationalError
 
-from workers.routing import RUN_JOB_TASK, queue_for
+from workers.routing import DEFAULT_PRIORITY, RUN_JOBS_TASK, queue_for
 
 log = logging.getLogger(__name__)
 
+BROKER_ERRORS = (OperationalError, KombuError, OSError, TimeoutError)
 
-def publish_job(app: Celery, job_id: uuid.UUID, kind: str) -> bool:
-    """Send the job's id to its kind's queue; False when the broker could not take it.
 
-    A job that could not be published stays `queued` in PostgreSQL, which remains the
-    record of what is owed.
+@dataclass(frozen=True)
+class JobRef:
+    """What dispatch needs of a job: where it goes and what it can share a chunk with."""
+
+    id: uuid.UUID
+    kind: str
+    model: str
+    priority: str = DEFAULT_PRIORITY
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Job ids that travel as one message and run as one batched generation."""
+
+    kind: str
+    priority: str
+    job_ids: tuple[uuid.UUID, ...]
+
+    @property
+    def queue(self) -> str:
+        return queue_for(self.kind, self.priority)
+
+
+def chunk_jobs(jobs: Sequence[JobRef], sizes: Mapping[str, int]) -> list[Chunk]:
+    """Consecutive jobs of the same kind, model and priority, cut to the kind's chunk size.
+
+    Input order is kept, so a batch's early lines are dispatched first.
     """
-    try:
-        app.send_task(
-            RUN_JOB_TASK,
-            args=[str(job_id)],
-            queue=queue_for(kind),
-            retry=False,
-            ignore_result=True,
+    chunks = []
+    for (kind, _model, priority), group in groupby(
+        jobs, key=lambda job: (job.kind, job.model, job.priority)
+    ):
+        ids = [job.id for job in group]
+        size = max(1, sizes.get(kind, 1))
+        chunks.extend(
+            Chunk(kind, priority, tuple(ids[start : start + size]))
+            for start in range(0, len(ids), size)
         )
-    except (OperationalError, KombuError, OSError, TimeoutError) as exc:
-        log.warning("broker unavailable, job %s left queued: %s", job_id, exc)
-        return False
-    return True
+    return chunks
+
+
+def publish_chunks(app: Celery, chunks: Iterable[Chunk]) -> int:
+    """Send each chunk's ids to its queue over one connection; returns how many went out.
+
+    Stops at the first broker error: jobs not published stay `queued` in PostgreSQL, which
+    remains the record of what is owed.
+    """
+    published = 0
+    try:
+        with app.producer_or_acquire() as producer:
+            for chunk in chunks:
+                app.send_task(
+                    RUN_JOBS_TASK,
+                    args=[[str(job_id) for job_id in chunk.job_ids]],
+                    queue=chunk.queue,
+                    producer=producer,
+                    retry=False,
+                    ignore_result=True,
+                )
+                published += 1
+    except BROKER_ERRORS as exc:
+        log.warning(
+            "broker unavailable after %d messages; the rest stay queued: %s", published, exc
+        )
+    return published
+
+
+def publish_job(app: Celery, job: JobRef) -> bool:
+    """Send one job; False when the broker could not take it (the job stays queued)."""
+    return publish_chunks(app, [Chunk(job.kind, job.priority, (job.id,))]) == 1

@@ -35,7 +35,7 @@ class ModelCache:
             while len(self._loaded) >= self.capacity:
                 evicted, _ = self._loaded.popitem(last=False)
                 log.info("evicting model %s", evicted)
-                _release_memory()
+                release_device_memory()
             started = time.perf_counter()
             generator = load_generator(spec, self.model_dir)
             log.info("loaded model %s in %.2fs", spec.name, time.perf_counter() - started)
@@ -46,7 +46,7 @@ class ModelCache:
         return name in self._loaded
 
 
-def _release_memory() -> None:
+def release_device_memory() -> None:
     gc.collect()
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():

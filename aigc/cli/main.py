@@ -84,29 +84,32 @@ def api(
 @app.command()
 def worker(
     queues: Annotated[
-        str, typer.Option(help="Comma-separated queues to consume: text, image, audio.")
+        str,
+        typer.Option(help="Comma-separated kinds to serve: text, image, audio (all their tiers)."),
     ] = "text,image,audio",
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
 ) -> None:
     """Run a Celery worker for the given queues (solo pool: safe with CUDA, one job at a time
     per process; run one process per GPU)."""
+    from models.params import KINDS
     from workers.celery_app import get_celery_app
-    from workers.routing import ALL_QUEUES
+    from workers.routing import queues_for_kinds
 
-    names = [q.strip() for q in queues.split(",") if q.strip()]
-    unknown = sorted(set(names) - set(ALL_QUEUES))
-    if unknown or not names:
-        choices = ", ".join(ALL_QUEUES)
+    kinds = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown or not kinds:
         raise typer.BadParameter(
-            f"unknown queue(s) {', '.join(unknown) or '(none)'}; choose from {choices}",
+            f"unknown kind(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(KINDS)}",
             param_hint="--queues",
         )
+    # Each kind's tiers, highest first: a worker drains high before normal before low.
+    names = queues_for_kinds(kinds)
     get_celery_app().worker_main(
         [
             "worker",
             "--pool=solo",
             f"--queues={','.join(names)}",
-            f"--hostname={'-'.join(names)}-{os.getpid()}@%h",
+            f"--hostname={'-'.join(kinds)}-{os.getpid()}@%h",
             f"--loglevel={loglevel}",
             "--task-events",
         ]

@@ -20,7 +20,7 @@ import httpx
 from aigc.servers import EmbeddedPostgres, EmbeddedValkey
 from aigc.settings import Settings
 from db.migrate import upgrade
-from workers.routing import ALL_QUEUES
+from models.params import KINDS
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def run_stack(
             log_dir,
         )
         stack.processes["worker"] = spawn(
-            "worker", ["worker", "--queues", ",".join(ALL_QUEUES)], stack.env, log_dir
+            "worker", ["worker", "--queues", ",".join(KINDS)], stack.env, log_dir
         )
         if flower:
             stack.processes["flower"] = spawn(

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import ValidationError
 
-from aigc.catalog import UnknownModel
 from api.deps import CatalogDep, CeleryDep, SessionDep, SettingsDep
-from api.errors import ApiError, invalid, not_found, validation_errors
+from api.errors import ApiError, not_found
 from api.schemas import JobCreate, JobList, JobPublic, JobStatus
 from api.serialize import job_public
+from api.validation import InvalidJob, validate_job
 from db import jobs as job_queries
 from models.params import Kind
-from workers.dispatch import publish_job
+from workers.dispatch import JobRef, publish_job
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -34,39 +32,22 @@ def submit_job(
     celery: CeleryDep,
 ) -> JobPublic:
     """Submit a generation job; it is stored as `queued` before this answers."""
-    if len(body.prompt) > settings.max_prompt_chars:
-        raise invalid("prompt", f"at most {settings.max_prompt_chars} characters")
-    if "\x00" in body.prompt:
-        raise invalid("prompt", "must not contain NUL characters")
-    metadata = body.metadata or {}
-    encoded_metadata = json.dumps(metadata)
-    if len(encoded_metadata.encode()) > settings.max_metadata_bytes:
-        raise invalid("metadata", f"at most {settings.max_metadata_bytes} bytes as JSON")
-    if "\\u0000" in encoded_metadata:
-        raise invalid("metadata", "must not contain NUL characters")
     try:
-        spec = catalog.resolve(body.kind, body.model)
-    except UnknownModel as exc:
-        raise invalid("model", str(exc)) from exc
-    try:
-        params = spec.validate_params(body.params)
-    except ValidationError as exc:
-        errors = validation_errors(list(exc.errors()), prefix="params.")
-        message = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        raise ApiError(422, "invalid_request", message, errors) from exc
-
+        valid = validate_job(body, catalog, settings)
+    except InvalidJob as exc:
+        raise ApiError(422, "invalid_request", str(exc), exc.errors) from exc
     job = job_queries.create_job(
         session,
-        kind=body.kind,
-        model=spec.name,
-        prompt=body.prompt,
-        params=params.model_dump(mode="json"),
-        metadata=metadata,
+        kind=valid.kind,
+        model=valid.model,
+        prompt=valid.prompt,
+        params=valid.params,
+        metadata=valid.metadata,
     )
     session.commit()
     # After commit, so a worker never receives an id it cannot read. If the broker is down
     # the job stays queued in PostgreSQL, and the request still answers at once.
-    publish_job(celery, job.id, job.kind)
+    publish_job(celery, JobRef(job.id, job.kind, job.model, job.priority))
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     session.refresh(job, ["artifacts"])
     return job_public(request, settings, job)

@@ -27,7 +27,7 @@ def test_submit_returns_202_queued_with_location(client: TestClient, settings: S
     assert job["metadata"] == {"team": "a"}
     assert client.get(f"/v1/jobs/{job['id']}").json()["status"] == "queued"
     # The id went to the kind's queue on the broker.
-    assert redis.Redis.from_url(settings.redis_url or "").llen("text") == 1
+    assert redis.Redis.from_url(settings.redis_url or "").llen("text.normal") == 1
 
 
 @pytest.mark.parametrize(

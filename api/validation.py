@@ -1,0 +1,77 @@
+"""Checking a job's request against the served models and the configured bounds, shared by
+single submissions and every line of a batch."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from aigc.catalog import Catalog, UnknownModel
+from aigc.settings import Settings
+from api.errors import validation_errors
+from api.schemas import JobCreate
+
+
+class InvalidJob(Exception):
+    """One job request with every field that is wrong: [{"field", "message"}]."""
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class ValidJob:
+    """A request that passed every check, with the model resolved and defaults applied."""
+
+    kind: str
+    model: str
+    prompt: str
+    params: dict[str, Any]
+    metadata: dict[str, Any]
+    custom_id: str | None = None
+
+
+def _field_error(field: str, message: str) -> InvalidJob:
+    return InvalidJob([{"field": field, "message": message}])
+
+
+def validate_job(body: JobCreate, catalog: Catalog, settings: Settings) -> ValidJob:
+    """Raises InvalidJob naming the fields that are wrong."""
+    if len(body.prompt) > settings.max_prompt_chars:
+        raise _field_error("prompt", f"at most {settings.max_prompt_chars} characters")
+    if "\x00" in body.prompt:
+        raise _field_error("prompt", "must not contain NUL characters")
+    metadata = body.metadata or {}
+    encoded_metadata = json.dumps(metadata)
+    if len(encoded_metadata.encode()) > settings.max_metadata_bytes:
+        raise _field_error("metadata", f"at most {settings.max_metadata_bytes} bytes as JSON")
+    if "\\u0000" in encoded_metadata:
+        raise _field_error("metadata", "must not contain NUL characters")
+    try:
+        spec = catalog.resolve(body.kind, body.model)
+    except UnknownModel as exc:
+        raise _field_error("model", str(exc)) from exc
+    try:
+        params = spec.validate_params(body.params)
+    except ValidationError as exc:
+        raise InvalidJob(validation_errors(list(exc.errors()), prefix="params.")) from exc
+    return ValidJob(
+        kind=body.kind,
+        model=spec.name,
+        prompt=body.prompt,
+        params=params.model_dump(mode="json"),
+        metadata=metadata,
+    )
+
+
+def parse_job(raw: Any, catalog: Catalog, settings: Settings) -> ValidJob:
+    """A job request from decoded JSON (a batch line): schema, then the job's own checks."""
+    try:
+        body = JobCreate.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidJob(validation_errors(list(exc.errors()))) from exc
+    return validate_job(body, catalog, settings)
