@@ -24,6 +24,12 @@ class JobCreate(BaseModel):
     metadata: dict[str, Any] | None = None
 
 
+class BatchJobCreate(JobCreate):
+    """A job as one element of a native batch; `custom_id` is the client's id for it."""
+
+    custom_id: str | None = Field(None, min_length=1, max_length=256)
+
+
 class JobError(BaseModel):
     type: str
     message: str
@@ -61,6 +67,8 @@ class JobPublic(BaseModel):
     attempts: int
     worker: str | None
     metadata: dict[str, Any]
+    batch_id: uuid.UUID | None = None
+    custom_id: str | None = None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -72,6 +80,53 @@ class JobList(BaseModel):
     data: list[JobPublic]
     # Pass as `cursor` to get the next (older) page; null on the last page.
     next_cursor: str | None
+
+
+Priority = Literal["high", "normal", "low"]
+BatchStatus = Literal["queued", "running", "completed", "failed", "canceling", "canceled"]
+
+
+class BatchCreate(BaseModel):
+    """A native batch as JSON. (A JSONL upload carries the same jobs one per line.)"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: list[dict[str, Any]] = Field(min_length=1)
+    metadata: dict[str, Any] | None = None
+    priority: Priority = "normal"
+
+
+class BatchCounts(BaseModel):
+    total: int
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    canceled: int
+
+
+class BatchPublic(BaseModel):
+    id: uuid.UUID
+    object: Literal["batch"] = "batch"
+    api: Literal["native"] = "native"
+    status: BatchStatus
+    priority: Priority
+    counts: BatchCounts
+    metadata: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    cancel_requested_at: datetime | None
+
+
+class BatchList(BaseModel):
+    """OpenAI's list shape, for both native and OpenAI-style batches."""
+
+    object: Literal["list"] = "list"
+    data: list[dict[str, Any]]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
 
 
 class ModelPublic(BaseModel):

@@ -31,6 +31,8 @@ def job_public(request: Request, settings: Settings, job: Job) -> JobPublic:
         attempts=job.attempts,
         worker=job.worker,
         metadata=job.meta,
+        batch_id=job.batch_id,
+        custom_id=job.custom_id,
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,

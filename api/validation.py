@@ -4,7 +4,7 @@ single submissions and every line of a batch."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from aigc.catalog import Catalog, UnknownModel
 from aigc.settings import Settings
 from api.errors import validation_errors
-from api.schemas import JobCreate
+from api.schemas import BatchJobCreate, JobCreate
 
 
 class InvalidJob(Exception):
@@ -68,10 +68,12 @@ def validate_job(body: JobCreate, catalog: Catalog, settings: Settings) -> Valid
     )
 
 
-def parse_job(raw: Any, catalog: Catalog, settings: Settings) -> ValidJob:
-    """A job request from decoded JSON (a batch line): schema, then the job's own checks."""
+def parse_batch_job(raw: Any, catalog: Catalog, settings: Settings) -> ValidJob:
+    """One job of a batch from decoded JSON: schema, then the job's own checks."""
     try:
-        body = JobCreate.model_validate(raw)
+        body = BatchJobCreate.model_validate(raw)
     except ValidationError as exc:
         raise InvalidJob(validation_errors(list(exc.errors()))) from exc
-    return validate_job(body, catalog, settings)
+    if body.custom_id is not None and "\x00" in body.custom_id:
+        raise _field_error("custom_id", "must not contain NUL characters")
+    return replace(validate_job(body, catalog, settings), custom_id=body.custom_id)

@@ -10,7 +10,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from aigc.ids import uuid7
 from db.tables import JOB_STATUSES, Batch, Job
@@ -162,6 +162,7 @@ def batch_jobs(
     limit: int,
     after_line: int = -1,
     status: str | None = None,
+    with_artifacts: bool = True,
 ) -> Sequence[Job]:
     """The batch's jobs in input order, from the line after `after_line`."""
     query = (
@@ -170,6 +171,8 @@ def batch_jobs(
         .order_by(Job.line)
         .limit(limit)
     )
+    if with_artifacts:
+        query = query.options(selectinload(Job.artifacts))
     if status is not None:
         query = query.where(Job.status == status)
     return session.scalars(query).all()

@@ -22,7 +22,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 LOCAL_POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 LOCAL_REDIS = ("127.0.0.1", 6379)
-TEST_REDIS_DB = 11  # away from db 0, which a developer's own stack may use
+# Away from db 0, which a developer's own stack may use; concurrent test runs set their own.
+TEST_REDIS_DB = int(os.environ.get("AIGC_TEST_REDIS_DB", "11"))
 
 
 def _port_open(host: str, port: int) -> bool:

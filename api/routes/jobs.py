@@ -93,3 +93,27 @@ def cancel_job(
     if not canceled:
         raise ApiError(409, "conflict", f"job {job_id} is already {job.status}")
     return job_public(request, settings, job)
+
+
+@router.post("/{job_id}/retry", response_model=JobPublic)
+def retry_job(
+    job_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    celery: CeleryDep,
+) -> JobPublic:
+    """Re-queue a failed or canceled job; any other status answers 409."""
+    requeued = job_queries.requeue_jobs(session, statuses=("failed", "canceled"), job_id=job_id)
+    session.commit()
+    job = job_queries.get_job(session, job_id)
+    if job is None:
+        raise not_found("job", job_id)
+    if not requeued:
+        raise ApiError(
+            409,
+            "conflict",
+            f"job {job_id} is {job.status}; only failed or canceled jobs are retried",
+        )
+    publish_job(celery, JobRef(job.id, job.kind, job.model, job.priority))
+    return job_public(request, settings, job)

@@ -1,0 +1,154 @@
+"""Accepting a batch: validate every line before storing anything, then one transaction
+with a bulk insert, then chunked publishing after commit."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from celery import Celery
+from sqlalchemy.orm import Session
+
+from aigc.catalog import Catalog
+from aigc.settings import Settings
+from api.errors import ApiError
+from api.validation import InvalidJob, ValidJob, parse_batch_job
+from db.batches import NewJob, create_batch
+from db.tables import Batch
+from workers.dispatch import JobRef, chunk_jobs, publish_chunks
+
+# A 422 lists at most this many bad lines (and says how many there were in all).
+MAX_REPORTED_LINE_ERRORS = 1000
+
+
+class LineErrors:
+    """Errors found while reading a batch, each with its 1-based line number."""
+
+    def __init__(self) -> None:
+        self.errors: list[dict[str, Any]] = []
+        self.count = 0
+
+    def add(self, line: int, field: str, message: str) -> None:
+        self.count += 1
+        if len(self.errors) < MAX_REPORTED_LINE_ERRORS:
+            self.errors.append({"line": line, "field": field, "message": message})
+
+    def raise_if_any(self) -> None:
+        if not self.count:
+            return
+        lines = sorted({e["line"] for e in self.errors})
+        shown = ", ".join(str(n) for n in lines[:10]) + (", ..." if len(lines) > 10 else "")
+        raise ApiError(
+            422,
+            "invalid_batch",
+            f"{self.count} error(s) in the batch (lines {shown}); nothing was stored",
+            self.errors,
+        )
+
+
+def _batch_error(message: str) -> ApiError:
+    return ApiError(
+        422, "invalid_batch", message, [{"line": 0, "field": "jobs", "message": message}]
+    )
+
+
+def validate_lines(
+    items: Sequence[tuple[int, Any]],
+    catalog: Catalog,
+    settings: Settings,
+    *,
+    require_custom_id: bool,
+) -> list[ValidJob]:
+    """Every (line number, decoded JSON) checked; raises one 422 listing every bad line."""
+    if not items:
+        raise _batch_error("the batch has no jobs")
+    if len(items) > settings.max_batch_jobs:
+        raise _batch_error(
+            f"the batch has {len(items)} jobs; at most {settings.max_batch_jobs} are accepted"
+        )
+    errors = LineErrors()
+    jobs: list[ValidJob] = []
+    seen_custom_ids: dict[str, int] = {}
+    for line, raw in items:
+        try:
+            job = parse_batch_job(raw, catalog, settings)
+        except InvalidJob as exc:
+            for error in exc.errors:
+                errors.add(line, error["field"], error["message"])
+            continue
+        if job.custom_id is None and require_custom_id:
+            errors.add(line, "custom_id", "is required in a JSONL batch")
+        elif job.custom_id is not None:
+            first = seen_custom_ids.setdefault(job.custom_id, line)
+            if first != line:
+                errors.add(line, "custom_id", f"duplicates the custom_id of line {first}")
+        jobs.append(job)
+    errors.raise_if_any()
+    return jobs
+
+
+def jsonl_lines(body: bytes, settings: Settings) -> list[tuple[int, Any]]:
+    """(line number, decoded object) for each non-blank line; raises one 422 listing every
+    line that is not a JSON object."""
+    errors = LineErrors()
+    decoded: list[tuple[int, Any]] = []
+    for number, raw_line in enumerate(body.splitlines(), start=1):
+        if not raw_line.strip():
+            continue
+        if len(raw_line) > settings.max_jsonl_line_bytes:
+            errors.add(number, "line", f"longer than {settings.max_jsonl_line_bytes} bytes")
+            continue
+        try:
+            value = json.loads(raw_line.decode("utf-8"))
+        except UnicodeDecodeError:
+            errors.add(number, "line", "is not valid UTF-8")
+            continue
+        except json.JSONDecodeError as exc:
+            errors.add(number, "line", f"is not valid JSON: {exc.msg} at column {exc.colno}")
+            continue
+        if not isinstance(value, dict):
+            errors.add(number, "line", "must be a JSON object")
+            continue
+        decoded.append((number, value))
+    errors.raise_if_any()
+    return decoded
+
+
+def accept_batch(
+    session: Session,
+    celery: Celery,
+    settings: Settings,
+    *,
+    jobs: list[ValidJob],
+    priority: str,
+    metadata: dict[str, Any],
+    api: str = "native",
+    **openai_fields: Any,
+) -> Batch:
+    """Store the batch and its jobs in one transaction, then publish them in chunks."""
+    batch, job_ids = create_batch(
+        session,
+        jobs=[
+            NewJob(
+                kind=job.kind,
+                model=job.model,
+                prompt=job.prompt,
+                params=job.params,
+                metadata=job.metadata,
+                custom_id=job.custom_id,
+            )
+            for job in jobs
+        ],
+        priority=priority,
+        metadata=metadata,
+        api=api,
+        **openai_fields,
+    )
+    session.commit()
+    refs = [
+        JobRef(job_id, job.kind, job.model, priority)
+        for job_id, job in zip(job_ids, jobs, strict=True)
+    ]
+    publish_chunks(celery, chunk_jobs(refs, settings.chunk_sizes))
+    return batch

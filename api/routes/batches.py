@@ -1,0 +1,327 @@
+"""Batches: submit thousands of jobs at once, follow them, cancel or retry them, collect
+the results. Native batches and OpenAI Batch API batches share these routes: a create
+request with `input_file_id` is OpenAI's shape, and each batch is served in the shape it
+was created in."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from pydantic import ValidationError
+
+from aigc.settings import Settings
+from aigc.storage import ArtifactStore
+from api.batching import accept_batch, jsonl_lines, validate_lines
+from api.deps import CatalogDep, CeleryDep, SessionDep, SettingsDep, StoreDep
+from api.errors import ApiError, not_found, validation_errors
+from api.schemas import (
+    BatchCounts,
+    BatchCreate,
+    BatchList,
+    BatchPublic,
+    JobList,
+    JobStatus,
+    Priority,
+)
+from api.serialize import job_public
+from db import batches as batch_queries
+from db import jobs as job_queries
+from db.tables import Batch, Job
+from workers.dispatch import JobRef, chunk_jobs, publish_chunks
+
+router = APIRouter(prefix="/v1/batches", tags=["batches"])
+
+JSONL_TYPES = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines", "text/jsonl")
+MAX_PAGE_SIZE = 1000
+RESULTS_PAGE = 500  # jobs read per query while streaming results
+
+CREATE_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/BatchCreate"}},
+            "application/x-ndjson": {
+                "schema": {
+                    "type": "string",
+                    "description": "One job per line, each with a custom_id.",
+                }
+            },
+        },
+    }
+}
+
+
+async def _read_body(request: Request, settings: Settings) -> bytes:
+    """The request body, refused with 413 once it passes the configured size."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > settings.max_batch_bytes:
+        raise ApiError(
+            413, "payload_too_large", f"the body is over {settings.max_batch_bytes} bytes"
+        )
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > settings.max_batch_bytes:
+            raise ApiError(
+                413, "payload_too_large", f"the body is over {settings.max_batch_bytes} bytes"
+            )
+    return bytes(body)
+
+
+def batch_public(batch: Batch, counts: batch_queries.BatchCounts) -> BatchPublic:
+    return BatchPublic(
+        id=batch.id,
+        status=batch_queries.batch_status(batch, counts),  # type: ignore[arg-type]
+        priority=batch.priority,  # type: ignore[arg-type]
+        counts=BatchCounts(total=counts.total, **counts.by_status),
+        metadata=batch.meta,
+        created_at=batch.created_at,
+        started_at=counts.started_at,
+        finished_at=counts.finished_at,
+        cancel_requested_at=batch.cancel_requested_at,
+    )
+
+
+def render_batch(
+    request: Request, session: Any, batch: Batch, counts: batch_queries.BatchCounts
+) -> dict[str, Any]:
+    """The batch in the shape of the API that created it."""
+    if batch.api == "openai":
+        from api.openai_batches import openai_batch_object
+
+        return openai_batch_object(request, session, batch, counts)
+    return batch_public(batch, counts).model_dump(mode="json")
+
+
+def _load_batch(session: Any, batch_id: uuid.UUID) -> tuple[Batch, batch_queries.BatchCounts]:
+    batch = batch_queries.get_batch(session, batch_id)
+    if batch is None:
+        raise not_found("batch", batch_id)
+    return batch, batch_queries.batch_counts(session, [batch])[batch.id]
+
+
+@router.post("", status_code=202, openapi_extra=CREATE_BODY_DOC, response_model=None)
+async def create_batch(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    catalog: CatalogDep,
+    celery: CeleryDep,
+    priority: Annotated[Priority, Query(description="For a JSONL upload.")] = "normal",
+) -> dict[str, Any]:
+    """Submit a batch: JSON `{"jobs": [...]}`, a JSONL upload (one job per line with a
+    `custom_id`), or OpenAI's `{"input_file_id", "endpoint", "completion_window"}`. Every line
+    is validated first: one bad line is a 422 listing each bad line, and nothing is stored."""
+    body = await _read_body(request, settings)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type in JSONL_TYPES:
+        lines = await run_in_threadpool(jsonl_lines, body, settings)
+        jobs = await run_in_threadpool(
+            validate_lines, lines, catalog, settings, require_custom_id=True
+        )
+        batch = await run_in_threadpool(
+            accept_batch, session, celery, settings, jobs=jobs, priority=priority, metadata={}
+        )
+    else:
+        try:
+            payload = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ApiError(422, "invalid_request", f"the body is not valid JSON: {exc}") from exc
+        if isinstance(payload, dict) and "input_file_id" in payload:
+            from api.openai_batches import create_openai_batch
+
+            return await run_in_threadpool(
+                create_openai_batch, request, payload, session, settings, catalog, celery
+            )
+        try:
+            create = BatchCreate.model_validate(payload)
+        except ValidationError as exc:
+            errors = validation_errors(list(exc.errors()))
+            raise ApiError(
+                422,
+                "invalid_request",
+                "; ".join(f"{e['field']}: {e['message']}" for e in errors),
+                errors,
+            ) from exc
+        items = list(enumerate(create.jobs, start=1))
+        jobs = await run_in_threadpool(
+            validate_lines, items, catalog, settings, require_custom_id=False
+        )
+        batch = await run_in_threadpool(
+            accept_batch,
+            session,
+            celery,
+            settings,
+            jobs=jobs,
+            priority=create.priority,
+            metadata=create.metadata or {},
+        )
+    response.headers["Location"] = f"/v1/batches/{batch.id}"
+    counts = batch_queries.BatchCounts(total=batch.total, by_status={"queued": batch.total})
+    return await run_in_threadpool(render_batch, request, session, batch, counts)
+
+
+@router.get("", response_model=BatchList)
+def list_batches(
+    request: Request,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    after: Annotated[
+        uuid.UUID | None, Query(description="The last id of the previous page.")
+    ] = None,
+) -> BatchList:
+    """Batches, newest first (OpenAI's list shape: `after`, `limit`, `has_more`)."""
+    batches = batch_queries.list_batches(session, limit=limit + 1, before=after)
+    page, has_more = list(batches[:limit]), len(batches) > limit
+    counts = batch_queries.batch_counts(session, page)
+    data = [render_batch(request, session, batch, counts[batch.id]) for batch in page]
+    return BatchList(
+        data=data,
+        first_id=str(page[0].id) if page else None,
+        last_id=str(page[-1].id) if page else None,
+        has_more=has_more,
+    )
+
+
+@router.get("/{batch_id}", response_model=None)
+def get_batch(batch_id: uuid.UUID, request: Request, session: SessionDep) -> dict[str, Any]:
+    """A batch with its status and job counts."""
+    batch, counts = _load_batch(session, batch_id)
+    return render_batch(request, session, batch, counts)
+
+
+@router.post("/{batch_id}/cancel", response_model=None)
+def cancel_batch(batch_id: uuid.UUID, request: Request, session: SessionDep) -> dict[str, Any]:
+    """Cancel a batch: queued jobs never run; running ones stop at their next step."""
+    batch = batch_queries.get_batch(session, batch_id)
+    if batch is None:
+        raise not_found("batch", batch_id)
+    batch_queries.cancel_batch(session, batch_id)
+    session.commit()
+    batch, counts = _load_batch(session, batch_id)
+    return render_batch(request, session, batch, counts)
+
+
+@router.post("/{batch_id}/retry", response_model=None)
+def retry_batch(
+    batch_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    celery: CeleryDep,
+    include_canceled: bool = False,
+) -> dict[str, Any]:
+    """Re-queue the batch's failed jobs (and canceled ones with `include_canceled=true`);
+    succeeded jobs and their artifacts are kept."""
+    batch = batch_queries.get_batch(session, batch_id)
+    if batch is None:
+        raise not_found("batch", batch_id)
+    statuses = ("failed", "canceled") if include_canceled else ("failed",)
+    if include_canceled:
+        batch.cancel_requested_at = None  # the batch is live again
+    requeued = job_queries.requeue_jobs(session, statuses=statuses, batch_id=batch_id)
+    session.commit()
+    publish_chunks(celery, chunk_jobs([_ref(job) for job in requeued], settings.chunk_sizes))
+    batch, counts = _load_batch(session, batch_id)
+    return render_batch(request, session, batch, counts)
+
+
+def _ref(job: Job) -> JobRef:
+    return JobRef(job.id, job.kind, job.model, job.priority)
+
+
+@router.get("/{batch_id}/jobs", response_model=JobList)
+def list_batch_jobs(
+    batch_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    status: JobStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
+    cursor: Annotated[
+        int | None, Query(ge=0, description="next_cursor of the previous page")
+    ] = None,
+) -> JobList:
+    """The batch's jobs in input order, optionally only those in one status."""
+    if batch_queries.get_batch(session, batch_id) is None:
+        raise not_found("batch", batch_id)
+    jobs = batch_queries.batch_jobs(
+        session, batch_id, limit=limit, after_line=-1 if cursor is None else cursor, status=status
+    )
+    next_cursor = str(jobs[-1].line) if len(jobs) == limit else None
+    return JobList(
+        data=[job_public(request, settings, job) for job in jobs], next_cursor=next_cursor
+    )
+
+
+@router.get(
+    "/{batch_id}/results",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}}},
+)
+def batch_results(
+    batch_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    store: StoreDep,
+) -> StreamingResponse:
+    """JSONL, one line per job in input order: custom_id, job id, status, error, and each
+    artifact's url, mime type, sha256 and facts (text output inline)."""
+    if batch_queries.get_batch(session, batch_id) is None:
+        raise not_found("batch", batch_id)
+    factory = request.app.state.session_factory
+    return StreamingResponse(
+        _result_lines(factory, request, settings, store, batch_id),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="batch-{batch_id}-results.jsonl"'},
+    )
+
+
+def _result_lines(
+    session_factory: Any,
+    request: Request,
+    settings: Settings,
+    store: ArtifactStore,
+    batch_id: uuid.UUID,
+) -> Iterator[bytes]:
+    # Its own sessions: the request's session closes when the route returns, before streaming.
+    after_line = -1
+    while True:
+        with session_factory() as session:
+            jobs = batch_queries.batch_jobs(
+                session, batch_id, limit=RESULTS_PAGE, after_line=after_line, with_artifacts=True
+            )
+            lines = [_result_line(request, settings, store, job) for job in jobs]
+        if not jobs:
+            return
+        yield "".join(json.dumps(line) + "\n" for line in lines).encode()
+        after_line = jobs[-1].line or 0
+
+
+def _result_line(
+    request: Request, settings: Settings, store: ArtifactStore, job: Job
+) -> dict[str, Any]:
+    public = job_public(request, settings, job)
+    artifacts = []
+    for artifact, row in zip(public.artifacts, job.artifacts, strict=True):
+        entry = artifact.model_dump(mode="json")
+        if job.kind == "text":
+            with store.open(row.storage_key) as f:
+                entry["text"] = f.read().decode("utf-8")
+        artifacts.append(entry)
+    return {
+        "line": (job.line or 0) + 1,
+        "custom_id": job.custom_id,
+        "job_id": str(job.id),
+        "status": job.status,
+        "error": public.error.model_dump() if public.error else None,
+        "artifacts": artifacts,
+    }
