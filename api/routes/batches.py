@@ -32,7 +32,7 @@ from api.schemas import (
 from api.serialize import job_public
 from db import batches as batch_queries
 from db import jobs as job_queries
-from db.tables import Batch, Job
+from db.tables import JOB_STATUSES, Batch, Job
 from workers.dispatch import JobRef, chunk_jobs, publish_chunks
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
@@ -79,7 +79,7 @@ def batch_public(batch: Batch, counts: batch_queries.BatchCounts) -> BatchPublic
         id=batch.id,
         status=batch_queries.batch_status(batch, counts),  # type: ignore[arg-type]
         priority=batch.priority,  # type: ignore[arg-type]
-        counts=BatchCounts(total=counts.total, **counts.by_status),
+        counts=BatchCounts(total=counts.total, **{s: counts[s] for s in JOB_STATUSES}),
         metadata=batch.meta,
         created_at=batch.created_at,
         started_at=counts.started_at,
