@@ -22,6 +22,9 @@ class JobCreate(BaseModel):
     model: str | None = Field(None, min_length=1, max_length=256)
     params: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
+    # Interactive jobs default to `normal`, batches to `low`: a job submitted while a large
+    # batch is queued starts before the batch's remaining jobs.
+    priority: Literal["high", "normal", "low"] = "normal"
 
 
 class BatchJobCreate(JobCreate):
@@ -63,6 +66,7 @@ class JobPublic(BaseModel):
     prompt: str
     params: dict[str, Any]
     status: JobStatus
+    priority: Literal["high", "normal", "low"]
     error: JobError | None
     attempts: int
     worker: str | None
@@ -93,7 +97,7 @@ class BatchCreate(BaseModel):
 
     jobs: list[dict[str, Any]] = Field(min_length=1)
     metadata: dict[str, Any] | None = None
-    priority: Priority = "normal"
+    priority: Priority = "low"
 
 
 class BatchCounts(BaseModel):

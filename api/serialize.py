@@ -27,6 +27,7 @@ def job_public(request: Request, settings: Settings, job: Job) -> JobPublic:
         prompt=job.prompt,
         params=job.params,
         status=job.status,  # type: ignore[arg-type]
+        priority=job.priority,  # type: ignore[arg-type]
         error=error,
         attempts=job.attempts,
         worker=job.worker,

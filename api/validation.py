@@ -32,6 +32,7 @@ class ValidJob:
     prompt: str
     params: dict[str, Any]
     metadata: dict[str, Any]
+    priority: str = "normal"
     custom_id: str | None = None
 
 
@@ -65,11 +66,14 @@ def validate_job(body: JobCreate, catalog: Catalog, settings: Settings) -> Valid
         prompt=body.prompt,
         params=params.model_dump(mode="json"),
         metadata=metadata,
+        priority=body.priority,
     )
 
 
 def parse_batch_job(raw: Any, catalog: Catalog, settings: Settings) -> ValidJob:
     """One job of a batch from decoded JSON: schema, then the job's own checks."""
+    if isinstance(raw, dict) and "priority" in raw:
+        raise _field_error("priority", "is set for the whole batch, not per job")
     try:
         body = BatchJobCreate.model_validate(raw)
     except ValidationError as exc:

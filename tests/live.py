@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
+
+from aigc.cli.stack import spawn, stop_process
+from aigc.settings import Settings
 
 FINAL = {"succeeded", "failed", "canceled"}
+BATCH_FINAL = {"completed", "failed", "canceled"}
 
 
 def wait_for_job(
@@ -27,3 +36,52 @@ def submit(client: httpx.Client, **body: Any) -> dict[str, Any]:
     response = client.post("/v1/jobs", json=body)
     assert response.status_code == 202, response.text
     return response.json()  # type: ignore[no-any-return]
+
+
+@contextmanager
+def isolated_broker(settings: Settings) -> Iterator[Settings]:
+    """The settings on a Redis database of their own, emptied: no other worker of the test
+    session takes their messages until the test starts one with `started_worker`."""
+    base, _, db = (settings.redis_url or "").rpartition("/")
+    url = f"{base}/{int(db) + 1}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        yield settings.model_copy(update={"redis_url": url})
+    finally:
+        client.flushdb()
+        client.close()
+
+
+@contextmanager
+def started_worker(settings: Settings, model_dir: Path, kinds: str = "text") -> Iterator[None]:
+    """A real `aigc worker` process on these settings, stopped (warm shutdown) on exit."""
+    env = dict(os.environ)
+    env.update(
+        AIGC_DATABASE_URL=settings.database_url or "",
+        AIGC_REDIS_URL=settings.redis_url or "",
+        AIGC_ARTIFACT_DIR=str(settings.artifact_dir),
+        AIGC_MODEL_DIR=str(model_dir),
+        AIGC_PRELOAD_MODELS="false",
+    )
+    worker = spawn("worker", ["worker", "--queues", kinds], env)
+    try:
+        yield
+    finally:
+        stop_process(worker)
+
+
+def wait_for_batch(
+    client: httpx.Client,
+    batch_id: str,
+    timeout_s: float = 120.0,
+    until: Iterable[str] = BATCH_FINAL,
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        batch: dict[str, Any] = client.get(f"/v1/batches/{batch_id}").raise_for_status().json()
+        if batch["status"] in until:
+            return batch
+        if time.monotonic() > deadline:
+            raise AssertionError(f"batch {batch_id} still {batch['status']} after {timeout_s}s")
+        time.sleep(0.1)

@@ -114,7 +114,7 @@ async def create_batch(
     settings: SettingsDep,
     catalog: CatalogDep,
     celery: CeleryDep,
-    priority: Annotated[Priority, Query(description="For a JSONL upload.")] = "normal",
+    priority: Annotated[Priority, Query(description="For a JSONL upload.")] = "low",
 ) -> dict[str, Any]:
     """Submit a batch: JSON `{"jobs": [...]}`, a JSONL upload (one job per line with a
     `custom_id`), or OpenAI's `{"input_file_id", "endpoint", "completion_window"}`. Every line

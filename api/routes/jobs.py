@@ -43,6 +43,7 @@ def submit_job(
         prompt=valid.prompt,
         params=valid.params,
         metadata=valid.metadata,
+        priority=valid.priority,
     )
     session.commit()
     # After commit, so a worker never receives an id it cannot read. If the broker is down

@@ -40,7 +40,7 @@ def test_json_batch_is_stored_queued_and_published_in_chunks(
     assert count_jobs(db_engine) == 46
     broker = redis.Redis.from_url(settings.redis_url or "")
     # 40 echo jobs in chunks of 16 → 3 messages; 6 image jobs in chunks of 4 → 2.
-    assert broker.llen("text.low") == 3
+    assert broker.llen("text.low") == 3  # batches default to the low tier
     assert broker.llen("image.low") == 2
     listed = client.get(f"/v1/batches/{batch['id']}/jobs", params={"limit": 5}).json()
     assert [j["prompt"] for j in listed["data"]] == ["p0", "p1", "p2", "p3", "p4"]

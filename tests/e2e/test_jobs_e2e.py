@@ -118,3 +118,21 @@ def test_list_jobs_newest_first_with_cursor(live: LiveStack) -> None:
     assert only_text["data"] == []
     succeeded = live.client.get("/v1/jobs", params={"status": "succeeded"}).json()
     assert len(succeeded["data"]) == 5
+
+
+def test_cancel_stops_a_running_job_at_its_next_step(live: LiveStack) -> None:
+    # 150 denoising steps at 512x512 take the tiny model well over ten seconds here.
+    long_job = submit(
+        live.client,
+        kind="image",
+        prompt="slow",
+        params={"width": 512, "height": 512, "steps": 150},
+    )
+    wait_for_job(live.client, long_job["id"], until={"running"})
+    assert live.client.post(f"/v1/jobs/{long_job['id']}/cancel").status_code == 200
+    # The worker is free again within a step or two, not after the remaining steps.
+    follower = submit(live.client, kind="text", model="echo", prompt="next")
+    assert wait_for_job(live.client, follower["id"], timeout_s=8)["status"] == "succeeded"
+    canceled = live.client.get(f"/v1/jobs/{long_job['id']}").json()
+    assert canceled["status"] == "canceled"
+    assert canceled["artifacts"] == []
