@@ -57,6 +57,23 @@ class Settings(BaseSettings):
     model_cache_size: int = Field(3, ge=1)
     # Load each queue's default model when a worker starts so the first job pays no load.
     preload_models: bool = True
+    # Reliability. A running job holds a lease its worker renews; a job whose lease ran out
+    # (its worker died) goes back to the queue, up to max_attempts runs in all.
+    lease_s: float = Field(30.0, gt=0)
+    max_attempts: int = Field(3, ge=1)
+    # The dispatcher's loop: reap expired leases, republish queued jobs the broker lost.
+    dispatch_interval_s: float = Field(5.0, gt=0)
+    # A queued job younger than this is left to the API that is publishing it.
+    dispatch_grace_s: float = Field(10.0, ge=0)
+    # Seconds a job may run before it fails with `timeout` (checked between steps); past
+    # the limit plus hard_limit_grace_s the worker process exits and is restarted.
+    time_limits_s: dict[str, float] = {"text": 600.0, "image": 600.0, "audio": 300.0}
+    hard_limit_grace_s: float = Field(60.0, gt=0)
+    # Seconds a broker message may stay unacknowledged before Redis hands it out again; a
+    # duplicate delivery is harmless, a long wait after a worker died is not.
+    visibility_timeout_s: int = Field(300, ge=1)
+    # How long an Idempotency-Key is remembered.
+    idempotency_ttl_s: int = Field(24 * 3600, ge=1)
     # Seconds a database connection attempt may take before the API answers 503.
     db_connect_timeout_s: int = Field(3, ge=1)
     # Seconds a broker connect/read may take; a publish never waits longer than this.

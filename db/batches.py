@@ -110,7 +110,7 @@ def batch_counts(session: Session, batches: Sequence[Batch]) -> dict[uuid.UUID, 
         .group_by(Job.batch_id, Job.status)
     )
     for batch_id, status, count, started_at, finished_at in rows:
-        entry = counts[batch_id]
+        entry = counts[batch_id]  # type: ignore[index]  # filtered to these batches
         entry.by_status[status] = count
         if started_at and (entry.started_at is None or started_at < entry.started_at):
             entry.started_at = started_at

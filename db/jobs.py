@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session, selectinload
 
 from aigc.ids import uuid7
@@ -88,8 +88,11 @@ def cancel_job(session: Session, job_id: uuid.UUID) -> bool:
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
-def claim_jobs(session: Session, job_ids: Sequence[uuid.UUID], *, worker: str) -> list[Job]:
-    """queued → running for this worker, for those of the ids still queued (in id order).
+def claim_jobs(
+    session: Session, job_ids: Sequence[uuid.UUID], *, worker: str, lease_s: float
+) -> list[Job]:
+    """queued → running for this worker with a lease, for those of the ids still queued
+    (in id order, which is input order within a batch).
 
     A job canceled, already run or running elsewhere is left as it is: a late or duplicate
     delivery does nothing.
@@ -102,6 +105,7 @@ def claim_jobs(session: Session, job_ids: Sequence[uuid.UUID], *, worker: str) -
             worker=worker,
             attempts=Job.attempts + 1,
             started_at=func.now(),
+            lease_expires_at=_lease_end(lease_s),
             error_type=None,
             error_message=None,
         )
@@ -110,21 +114,55 @@ def claim_jobs(session: Session, job_ids: Sequence[uuid.UUID], *, worker: str) -
     return sorted(claimed, key=lambda job: job.id)
 
 
+def _lease_end(lease_s: float) -> Any:
+    return func.now() + func.make_interval(0, 0, 0, 0, 0, 0, lease_s)
+
+
+def _this_run(runs: Mapping[uuid.UUID, int], worker: str) -> Any:
+    """Rows still running as this worker's attempt: a job another worker (or a later attempt
+    of this one) took over after its lease expired is not ours to finish."""
+    return and_(
+        tuple_(Job.id, Job.attempts).in_(list(runs.items())),
+        Job.status == "running",
+        Job.worker == worker,
+    )
+
+
+def renew_leases(
+    session: Session, runs: Mapping[uuid.UUID, int], *, worker: str, lease_s: float
+) -> int:
+    """The worker's heartbeat: extend the lease of its runs that are still running."""
+    result = session.execute(
+        update(Job).where(_this_run(runs, worker)).values(lease_expires_at=_lease_end(lease_s))
+    )
+    return result.rowcount  # type: ignore[attr-defined,no-any-return]
+
+
 def succeed_jobs(
-    session: Session, *, worker: str, artifacts: Mapping[uuid.UUID, Sequence[NewArtifact]]
+    session: Session,
+    *,
+    worker: str,
+    runs: Mapping[uuid.UUID, int],
+    artifacts: Mapping[uuid.UUID, Sequence[NewArtifact]],
 ) -> set[uuid.UUID]:
     """running → succeeded with their artifact rows, for several jobs in one statement and
-    the caller's transaction. Returns the ids recorded: a job that stopped being this
-    worker's run meanwhile (canceled) is left out, with no artifact rows.
+    the caller's transaction. `runs` maps each job to the attempt that produced `artifacts`.
+
+    Returns the ids recorded. A job that stopped being this run meanwhile (canceled, or
+    taken over after its lease expired) is left out, with no artifact rows. A job's rows are
+    replaced as a whole, so it never ends with two sets or half a set.
     """
     recorded = set(
         session.scalars(
             update(Job)
-            .where(Job.id.in_(artifacts), Job.status == "running", Job.worker == worker)
-            .values(status="succeeded", finished_at=func.now())
+            .where(_this_run(runs, worker))
+            .values(status="succeeded", finished_at=func.now(), lease_expires_at=None)
             .returning(Job.id)
         )
     )
+    if not recorded:
+        return recorded
+    session.execute(delete(Artifact).where(Artifact.job_id.in_(recorded)))
     rows = [
         {
             "id": uuid7(),
@@ -145,20 +183,98 @@ def succeed_jobs(
 
 
 def fail_job(
-    session: Session, job_id: uuid.UUID, *, worker: str, error_type: str, error_message: str
+    session: Session,
+    job_id: uuid.UUID,
+    *,
+    worker: str,
+    attempt: int,
+    error_type: str,
+    error_message: str,
 ) -> bool:
-    """running → failed with the error; False when the job is no longer this worker's run."""
+    """running → failed with the error; False when the job is no longer this run."""
     result = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status == "running", Job.worker == worker)
+        .where(_this_run({job_id: attempt}, worker))
         .values(
             status="failed",
             error_type=error_type,
             error_message=error_message,
             finished_at=func.now(),
+            lease_expires_at=None,
         )
     )
     return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def release_job(
+    session: Session,
+    job_id: uuid.UUID,
+    *,
+    worker: str,
+    attempt: int,
+    max_attempts: int,
+    error_type: str,
+    error_message: str,
+) -> str | None:
+    """After a transient failure: back to `queued` for another try, or `failed` once it has
+    had max_attempts. Returns the new status, None when the job is no longer this run."""
+    status = "queued" if attempt < max_attempts else "failed"
+    values: dict[str, Any] = {
+        "status": status,
+        "error_type": error_type,
+        "error_message": error_message,
+        "lease_expires_at": None,
+    }
+    if status == "queued":
+        values.update(worker=None, started_at=None, queued_at=func.now())
+    else:
+        values.update(finished_at=func.now())
+    result = session.execute(update(Job).where(_this_run({job_id: attempt}, worker)).values(values))
+    return status if result.rowcount == 1 else None  # type: ignore[attr-defined]
+
+
+def reap_expired_leases(session: Session, *, max_attempts: int) -> list[Job]:
+    """Jobs whose worker stopped renewing its lease (killed, host lost): back to `queued`,
+    or `failed` with WorkerLost once they have had max_attempts. Returns the requeued ones."""
+    expired = and_(Job.status == "running", Job.lease_expires_at < func.now())
+    session.execute(
+        update(Job)
+        .where(expired, Job.attempts >= max_attempts)
+        .values(
+            status="failed",
+            error_type="WorkerLost",
+            error_message=f"the worker running this job stopped {max_attempts} time(s)",
+            finished_at=func.now(),
+            lease_expires_at=None,
+        )
+    )
+    requeued = session.scalars(
+        update(Job)
+        .where(expired, Job.attempts < max_attempts)
+        .values(
+            status="queued",
+            worker=None,
+            started_at=None,
+            lease_expires_at=None,
+            queued_at=func.now(),
+        )
+        .returning(Job)
+    ).all()
+    return sorted(requeued, key=lambda job: job.id)
+
+
+def stale_queued_jobs(session: Session, *, older_than_s: float, limit: int) -> Sequence[Job]:
+    """Queued jobs no process has touched for a while, oldest first: the candidates for
+    republishing when the broker does not hold them."""
+    return session.scalars(
+        select(Job)
+        .where(
+            Job.status == "queued",
+            Job.queued_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_s),
+        )
+        .order_by(Job.queued_at, Job.id)
+        .limit(limit)
+    ).all()
 
 
 def requeue_jobs(
@@ -183,6 +299,8 @@ def requeue_jobs(
             error_message=None,
             started_at=None,
             finished_at=None,
+            lease_expires_at=None,
+            queued_at=func.now(),
         ).returning(Job)
     ).all()
     return sorted(requeued, key=lambda job: (job.line or 0, job.id))

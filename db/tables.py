@@ -58,6 +58,9 @@ class Job(Base):
         # Results in input order and status counts per batch.
         Index("ix_jobs_batch_id_line", "batch_id", "line", unique=True),
         Index("ix_jobs_batch_id_status", "batch_id", "status"),
+        # The dispatcher's scans: expired leases and old queued jobs.
+        Index("ix_jobs_running_lease", "lease_expires_at", postgresql_where="status = 'running'"),
+        Index("ix_jobs_queued_at", "queued_at", postgresql_where="status = 'queued'"),
     )
 
     # UUIDv7: ordering by id is ordering by creation time.
@@ -79,8 +82,11 @@ class Job(Base):
     # Position in the batch's input (0-based) and the client's own id for the line.
     line: Mapped[int | None] = mapped_column(Integer)
     custom_id: Mapped[str | None] = mapped_column(String(256))
-    # Room for what comes next: leases (nullable until they land).
+    # Until when the worker running the job holds it; renewed by the worker's heartbeat.
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the job last became queued (created or sent back): the dispatcher leaves young
+    # queued jobs to the process that is publishing them.
+    queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -127,6 +133,23 @@ class File(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     storage_key: Mapped[str] = mapped_column(Text, unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class IdempotencyKey(Base):
+    """The first response to a request sent with an Idempotency-Key, replayed to retries."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    # The route the key was used on ("POST /v1/jobs"): the same key may serve two routes.
+    route: Mapped[str] = mapped_column(String(64), primary_key=True)
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    headers: Mapped[dict[str, str]] = mapped_column(JSONB, default=dict)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), index=True
+    )
 
 
 class Artifact(Base):

@@ -10,6 +10,8 @@ from kombu import Queue
 from aigc.settings import Settings, get_settings
 from workers.routing import ALL_QUEUES, queue_for
 
+UNACKED_RESTORE_INTERVAL_S = 10  # how often a worker looks for messages to hand out again
+
 
 def create_celery_app(settings: Settings) -> Celery:
     app = Celery("aigc", broker=settings.require_redis_url(), include=["workers.tasks"])
@@ -49,6 +51,10 @@ def create_celery_app(settings: Settings) -> Celery:
             # Read queues in the order the worker lists them (high tier first) instead of
             # kombu's default round robin.
             "queue_order_strategy": "priority",
+            # A message a dead worker held comes back after this, not Redis' default hour;
+            # PostgreSQL's leases and conditional claims make an early redelivery harmless.
+            "visibility_timeout": settings.visibility_timeout_s,
+            "unacked_restore_interval": UNACKED_RESTORE_INTERVAL_S,
         },
         broker_pool_limit=10,
         worker_hijack_root_logger=False,

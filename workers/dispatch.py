@@ -46,7 +46,7 @@ def chunk_jobs(jobs: Sequence[JobRef], sizes: Mapping[str, int]) -> list[Chunk]:
 
     Input order is kept, so a batch's early lines are dispatched first.
     """
-    chunks = []
+    chunks: list[Chunk] = []
     for (kind, _model, priority), group in groupby(
         jobs, key=lambda job: (job.kind, job.model, job.priority)
     ):

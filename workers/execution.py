@@ -17,31 +17,61 @@ from db import jobs as job_queries
 from db.tables import Job
 from models.base import Artifact, GenerationRequest, Generator
 from models.errors import GenerationCanceled
+from workers.heartbeat import Heartbeat
 from workers.model_cache import release_device_memory
+from workers.retry import retry_transient
 from workers.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 
-CANCEL_POLL_INTERVAL_S = 0.5  # how stale a cancel may be before running jobs notice it
+STOP_POLL_INTERVAL_S = 0.5  # how stale a cancel may be before running jobs notice it
+DEFAULT_TIME_LIMIT_S = 600.0
+
+Runnable = tuple[Job, GenerationRequest]  # type: ignore[type-arg]
+
+
+class JobTimeout(Exception):
+    """The job ran past its kind's time limit."""
 
 
 def execute_jobs(runtime: WorkerRuntime, job_ids: Sequence[uuid.UUID]) -> dict[str, int]:
     """Run those of the jobs that are still queued; returns how many ended in each way."""
     outcome: dict[str, int] = {}
-    with runtime.session_factory.begin() as session:
-        claimed = job_queries.claim_jobs(session, job_ids, worker=runtime.worker_name)
-        session.expunge_all()
+
+    def claim() -> list[Job]:
+        with runtime.session_factory.begin() as session:
+            claimed = job_queries.claim_jobs(
+                session, job_ids, worker=runtime.worker_name, lease_s=runtime.settings.lease_s
+            )
+            session.expunge_all()
+            return claimed
+
+    claimed = retry_transient(claim, what="claiming jobs")
     skipped = len(job_ids) - len(claimed)
     if skipped:
         # Canceled, already run or running elsewhere: a late or duplicate delivery does nothing.
         log.info("%d of %d jobs not queued any more, skipped", skipped, len(job_ids))
         outcome["skipped"] = skipped
-    for _, group in groupby(claimed, key=lambda job: (job.kind, job.model)):
-        _run_model_group(runtime, list(group), outcome)
+    if not claimed:
+        return outcome
+    limit_s = max(
+        runtime.settings.time_limits_s.get(job.kind, DEFAULT_TIME_LIMIT_S) for job in claimed
+    )
+    deadline = time.monotonic() + limit_s
+    runs = {job.id: job.attempts for job in claimed}
+    with Heartbeat(runtime, runs, hard_deadline=deadline + runtime.settings.hard_limit_grace_s):
+        for _, group in groupby(claimed, key=lambda job: (job.kind, job.model)):
+            _run_model_group(runtime, list(group), deadline, outcome)
     return outcome
 
 
-def _run_model_group(runtime: WorkerRuntime, jobs: list[Job], outcome: dict[str, int]) -> None:
+def _count(outcome: dict[str, int], key: str, n: int = 1) -> None:
+    outcome[key] = outcome.get(key, 0) + n
+
+
+def _run_model_group(
+    runtime: WorkerRuntime, jobs: list[Job], deadline: float, outcome: dict[str, int]
+) -> None:
     try:
         spec = runtime.catalog.resolve(jobs[0].kind, jobs[0].model)  # type: ignore[arg-type]
         generator = runtime.models.get(spec)
@@ -49,46 +79,60 @@ def _run_model_group(runtime: WorkerRuntime, jobs: list[Job], outcome: dict[str,
         for job in jobs:
             _fail(runtime, job, exc, outcome)
         return
-    runnable: list[tuple[Job, GenerationRequest]] = []  # type: ignore[type-arg]
+    runnable: list[Runnable] = []
     for job in jobs:
         try:
             runnable.append((job, GenerationRequest(job.prompt, spec.validate_params(job.params))))
         except Exception as exc:
             _fail(runtime, job, exc, outcome)
     if runnable:
-        _generate(runtime, generator, runnable, outcome)
+        _generate(runtime, generator, runnable, deadline, outcome)
 
 
 def _generate(
     runtime: WorkerRuntime,
     generator: Generator,  # type: ignore[type-arg]
-    runnable: list[tuple[Job, GenerationRequest]],  # type: ignore[type-arg]
+    runnable: list[Runnable],
+    deadline: float,
     outcome: dict[str, int],
 ) -> None:
     jobs = [job for job, _ in runnable]
     try:
         outputs = generator.generate(
-            [request for _, request in runnable], should_cancel=_cancel_watch(runtime, jobs)
+            [request for _, request in runnable],
+            should_cancel=_stop_check(runtime, jobs, deadline),
         )
     except GenerationCanceled:
-        log.info("%d jobs canceled while running", len(jobs))
-        outcome["canceled"] = outcome.get("canceled", 0) + len(jobs)
+        if time.monotonic() >= deadline:
+            for job in jobs:
+                _fail(runtime, job, JobTimeout("the job passed its time limit"), outcome)
+        else:
+            log.info("%d jobs canceled while running", len(jobs))
+            _count(outcome, "canceled", len(jobs))
         return
     except Exception as exc:
+        release_device_memory()
         if len(runnable) == 1:
-            _fail(runtime, jobs[0], exc, outcome)
+            if _is_out_of_memory(exc):
+                _release(runtime, jobs[0], exc, outcome)
+            else:
+                _fail(runtime, jobs[0], exc, outcome)
             return
         # Split and retry: the half with a bad job fails alone in the end, and a chunk too
         # large for the device's memory becomes two that fit.
         log.warning(
-            "chunk of %d failed (%s: %s); retrying in halves", len(jobs), type(exc).__name__, exc
+            "chunk of %d failed (%s: %s); retrying halves", len(jobs), type(exc).__name__, exc
         )
-        release_device_memory()
         middle = len(runnable) // 2
-        _generate(runtime, generator, runnable[:middle], outcome)
-        _generate(runtime, generator, runnable[middle:], outcome)
+        _generate(runtime, generator, runnable[:middle], deadline, outcome)
+        _generate(runtime, generator, runnable[middle:], deadline, outcome)
         return
     _record_success(runtime, jobs, outputs, outcome)
+
+
+def _is_out_of_memory(exc: Exception) -> bool:
+    # torch.cuda.OutOfMemoryError, without importing torch where it is not loaded.
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
 
 
 def _record_success(
@@ -98,16 +142,25 @@ def _record_success(
         job.id: _store_artifacts(runtime, job, artifacts)
         for job, artifacts in zip(jobs, outputs, strict=True)
     }
-    with runtime.session_factory.begin() as session:
-        recorded = job_queries.succeed_jobs(session, worker=runtime.worker_name, artifacts=stored)
+
+    def record() -> set[uuid.UUID]:
+        with runtime.session_factory.begin() as session:
+            return job_queries.succeed_jobs(
+                session,
+                worker=runtime.worker_name,
+                runs={job.id: job.attempts for job in jobs},
+                artifacts=stored,
+            )
+
+    recorded = retry_transient(record, what="recording results")
     for job_id, artifacts in stored.items():
         if job_id not in recorded:
-            # Canceled while it ran: drop the bytes nobody will look up.
+            # Canceled while it ran, or taken over: drop the bytes nobody will look up.
             for artifact in artifacts:
                 runtime.store.delete(artifact.storage_key)
-    outcome["succeeded"] = outcome.get("succeeded", 0) + len(recorded)
+    _count(outcome, "succeeded", len(recorded))
     if len(recorded) < len(stored):
-        outcome["canceled"] = outcome.get("canceled", 0) + len(stored) - len(recorded)
+        _count(outcome, "discarded", len(stored) - len(recorded))
 
 
 def _store_artifacts(
@@ -131,37 +184,74 @@ def _store_artifacts(
     return stored
 
 
+def _error_type(exc: Exception) -> str:
+    return "timeout" if isinstance(exc, JobTimeout) else type(exc).__name__
+
+
 def _fail(runtime: WorkerRuntime, job: Job, exc: Exception, outcome: dict[str, int]) -> None:
-    # One job's failure is recorded on that job; the worker goes on serving.
+    # A permanent failure is recorded on that job alone; the worker goes on serving.
     log.warning("job %s failed: %s: %s", job.id, type(exc).__name__, exc)
-    with runtime.session_factory.begin() as session:
-        job_queries.fail_job(
-            session,
-            job.id,
-            worker=runtime.worker_name,
-            error_type=type(exc).__name__,
-            error_message=str(exc) or type(exc).__name__,
-        )
-    outcome["failed"] = outcome.get("failed", 0) + 1
+
+    def record() -> bool:
+        with runtime.session_factory.begin() as session:
+            return job_queries.fail_job(
+                session,
+                job.id,
+                worker=runtime.worker_name,
+                attempt=job.attempts,
+                error_type=_error_type(exc),
+                error_message=str(exc) or type(exc).__name__,
+            )
+
+    retry_transient(record, what="recording a failure")
+    _count(outcome, "failed")
 
 
-def _cancel_watch(runtime: WorkerRuntime, jobs: list[Job]) -> Callable[[], bool]:
-    """A should_cancel callback, true once none of the jobs is running any more (all were
-    canceled); it reads the database at most every poll interval."""
+def _release(runtime: WorkerRuntime, job: Job, exc: Exception, outcome: dict[str, int]) -> None:
+    """A transient failure (out of memory with other work on the device): another attempt,
+    from the queue, until the job has had its max attempts."""
+
+    def record() -> str | None:
+        with runtime.session_factory.begin() as session:
+            return job_queries.release_job(
+                session,
+                job.id,
+                worker=runtime.worker_name,
+                attempt=job.attempts,
+                max_attempts=runtime.settings.max_attempts,
+                error_type=type(exc).__name__,
+                error_message=str(exc),
+            )
+
+    status = retry_transient(record, what="releasing a job")
+    log.warning("job %s: %s; now %s", job.id, type(exc).__name__, status)
+    # A requeued job is republished by the dispatcher once its grace has passed.
+    _count(outcome, status or "discarded")
+
+
+def _stop_check(runtime: WorkerRuntime, jobs: list[Job], deadline: float) -> Callable[[], bool]:
+    """A should_cancel callback: true past the time limit, or once none of the jobs is
+    running any more (all were canceled). It reads the database at most every interval."""
     ids = [job.id for job in jobs]
     last_checked = time.monotonic()
     canceled = False
 
-    def should_cancel() -> bool:
+    def should_stop() -> bool:
         nonlocal last_checked, canceled
         now = time.monotonic()
-        if not canceled and now - last_checked >= CANCEL_POLL_INTERVAL_S:
+        if now >= deadline:
+            return True
+        if not canceled and now - last_checked >= STOP_POLL_INTERVAL_S:
             last_checked = now
-            with runtime.session_factory() as session:
-                running = session.scalar(
-                    select(func.count()).where(Job.id.in_(ids), Job.status == "running")
-                )
-            canceled = running == 0
+            try:
+                with runtime.session_factory() as session:
+                    running = session.scalar(
+                        select(func.count()).where(Job.id.in_(ids), Job.status == "running")
+                    )
+                canceled = running == 0
+            except Exception as exc:
+                # Not knowing is not a reason to stop: check again at the next step.
+                log.warning("could not read job status: %s", exc)
         return canceled
 
-    return should_cancel
+    return should_stop

@@ -150,6 +150,7 @@ def run_stack(
         stack.processes["worker"] = spawn(
             "worker", ["worker", "--queues", ",".join(KINDS)], stack.env, log_dir
         )
+        stack.processes["dispatcher"] = spawn("dispatcher", ["dispatcher"], stack.env, log_dir)
         if flower:
             stack.processes["flower"] = spawn(
                 "flower", ["flower", "--port", str(settings.flower_port)], stack.env, log_dir
