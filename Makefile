@@ -11,7 +11,7 @@ TORCH_INDEX_URL ?=
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo up test test-embedded lint format clean
+.PHONY: install demo up test test-embedded bench bench-quick lint format clean
 
 $(STAMP): pyproject.toml Makefile
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required"; exit 1; }
@@ -32,7 +32,13 @@ test: install  ## the test suite, on real PostgreSQL, Redis, Celery workers and 
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" -ra
 
 test-embedded: install  ## the suite on the embedded servers even where local ones run
-	AIGC_TEST_EMBEDDED=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" -ra
+	AIGC_TEST_EMBEDDED=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" -ra --ignore=tests/faults
+
+bench: install  ## the benchmarks (a few minutes); JSON on stdout and in bench-results/latest.json
+	HF_HUB_OFFLINE=1 $(BIN)/python -m benchmarks
+
+bench-quick: install  ## the benchmarks at smaller sizes, in about a minute
+	HF_HUB_OFFLINE=1 $(BIN)/python -m benchmarks --quick
 
 lint: install
 	$(BIN)/ruff check .

@@ -23,7 +23,7 @@ class ApiError(Exception):
         status_code: int,
         type_: str,
         message: str,
-        errors: list[dict[str, str]] | None = None,
+        errors: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
@@ -44,7 +44,7 @@ def not_found(what: str, ident: object) -> ApiError:
 
 
 def error_body(
-    type_: str, message: str, errors: list[dict[str, str]] | None = None
+    type_: str, message: str, errors: list[dict[str, Any]] | None = None
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"type": type_, "message": message}
     if errors is not None:

@@ -137,9 +137,11 @@ async def create_batch(
         if isinstance(payload, dict) and "input_file_id" in payload:
             from api.openai_batches import create_openai_batch
 
-            return await run_in_threadpool(
+            created = await run_in_threadpool(
                 create_openai_batch, request, payload, session, settings, catalog, celery
             )
+            response.headers["Location"] = f"/v1/batches/{created['id']}"
+            return created
         try:
             create = BatchCreate.model_validate(payload)
         except ValidationError as exc:
@@ -226,6 +228,8 @@ def retry_batch(
     statuses = ("failed", "canceled") if include_canceled else ("failed",)
     if include_canceled:
         batch.cancel_requested_at = None  # the batch is live again
+    # OpenAI's result files describe the batch as it was: they are rendered anew at its end.
+    batch.output_file_id = batch.error_file_id = None
     requeued = job_queries.requeue_jobs(session, statuses=statuses, batch_id=batch_id)
     session.commit()
     publish_chunks(celery, chunk_jobs([_ref(job) for job in requeued], settings.chunk_sizes))
