@@ -4,7 +4,7 @@ with a bulk insert, then chunked publishing after commit."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from celery import Celery
@@ -124,9 +124,13 @@ def accept_batch(
     priority: str,
     metadata: dict[str, Any],
     api: str = "native",
+    before_commit: Callable[[Batch], None] | None = None,
     **openai_fields: Any,
 ) -> Batch:
-    """Store the batch and its jobs in one transaction, then publish them in chunks."""
+    """Store the batch and its jobs in one transaction, then publish them in chunks.
+
+    `before_commit` runs inside that transaction with the stored batch (the idempotency
+    record goes in with it)."""
     batch, job_ids = create_batch(
         session,
         jobs=[
@@ -145,6 +149,9 @@ def accept_batch(
         api=api,
         **openai_fields,
     )
+    if before_commit is not None:
+        session.refresh(batch)  # server-side defaults such as created_at
+        before_commit(batch)
     session.commit()
     refs = [
         JobRef(job_id, job.kind, job.model, priority)

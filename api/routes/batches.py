@@ -7,19 +7,30 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
+from celery import Celery
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
+from aigc.catalog import Catalog
 from aigc.settings import Settings
 from aigc.storage import ArtifactStore
 from api.batching import accept_batch, jsonl_lines, validate_lines
 from api.deps import CatalogDep, CeleryDep, SessionDep, SettingsDep, StoreDep
 from api.errors import ApiError, not_found, validation_errors
+from api.idempotency import (
+    IdempotencyKeyHeader,
+    IdempotentRequest,
+    fingerprint,
+    remember,
+    replay_if_seen,
+)
 from api.schemas import (
     BatchCounts,
     BatchCreate,
@@ -115,20 +126,78 @@ async def create_batch(
     catalog: CatalogDep,
     celery: CeleryDep,
     priority: Annotated[Priority, Query(description="For a JSONL upload.")] = "low",
-) -> dict[str, Any]:
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> dict[str, Any] | JSONResponse:
     """Submit a batch: JSON `{"jobs": [...]}`, a JSONL upload (one job per line with a
     `custom_id`), or OpenAI's `{"input_file_id", "endpoint", "completion_window"}`. Every line
     is validated first: one bad line is a 422 listing each bad line, and nothing is stored."""
     body = await _read_body(request, settings)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    idempotent = (
+        IdempotentRequest(
+            idempotency_key, "POST /v1/batches", fingerprint(body, content_type, priority)
+        )
+        if idempotency_key
+        else None
+    )
+    if idempotent:
+        replay = await run_in_threadpool(
+            replay_if_seen, session, idempotent, settings.idempotency_ttl_s
+        )
+        if replay is not None:
+            return replay
+
+    def remember_response(batch: Batch) -> None:
+        if idempotent is None:
+            return
+        counts = batch_queries.BatchCounts(total=batch.total, by_status={"queued": batch.total})
+        remember(
+            session,
+            idempotent,
+            status_code=202,
+            body=render_batch(request, session, batch, counts),
+            headers={"Location": f"/v1/batches/{batch.id}"},
+        )
+
+    try:
+        created = await run_in_threadpool(
+            _create, request, body, content_type, priority, session, settings, catalog, celery,
+            remember_response,
+        )  # fmt: skip
+    except IntegrityError:
+        # A concurrent request with the same key won: answer what it answered.
+        session.rollback()
+        replay = (
+            await run_in_threadpool(replay_if_seen, session, idempotent, settings.idempotency_ttl_s)
+            if idempotent
+            else None
+        )
+        if replay is None:
+            raise
+        return replay
+    response.headers["Location"] = f"/v1/batches/{created['id']}"
+    return created
+
+
+def _create(
+    request: Request,
+    body: bytes,
+    content_type: str,
+    priority: str,
+    session: Session,
+    settings: Settings,
+    catalog: Catalog,
+    celery: Celery,
+    before_commit: Callable[[Batch], None],
+) -> dict[str, Any]:
     if content_type in JSONL_TYPES:
-        lines = await run_in_threadpool(jsonl_lines, body, settings)
-        jobs = await run_in_threadpool(
-            validate_lines, lines, catalog, settings, require_custom_id=True
+        jobs = validate_lines(
+            jsonl_lines(body, settings), catalog, settings, require_custom_id=True
         )
-        batch = await run_in_threadpool(
-            accept_batch, session, celery, settings, jobs=jobs, priority=priority, metadata={}
-        )
+        batch = accept_batch(
+            session, celery, settings, jobs=jobs, priority=priority, metadata={},
+            before_commit=before_commit,
+        )  # fmt: skip
     else:
         try:
             payload = json.loads(body)
@@ -137,37 +206,28 @@ async def create_batch(
         if isinstance(payload, dict) and "input_file_id" in payload:
             from api.openai_batches import create_openai_batch
 
-            created = await run_in_threadpool(
-                create_openai_batch, request, payload, session, settings, catalog, celery
+            return create_openai_batch(
+                request, payload, session, settings, catalog, celery, before_commit
             )
-            response.headers["Location"] = f"/v1/batches/{created['id']}"
-            return created
         try:
             create = BatchCreate.model_validate(payload)
         except ValidationError as exc:
             errors = validation_errors(list(exc.errors()))
-            raise ApiError(
-                422,
-                "invalid_request",
-                "; ".join(f"{e['field']}: {e['message']}" for e in errors),
-                errors,
-            ) from exc
+            message = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+            raise ApiError(422, "invalid_request", message, errors) from exc
         items = list(enumerate(create.jobs, start=1))
-        jobs = await run_in_threadpool(
-            validate_lines, items, catalog, settings, require_custom_id=False
-        )
-        batch = await run_in_threadpool(
-            accept_batch,
+        jobs = validate_lines(items, catalog, settings, require_custom_id=False)
+        batch = accept_batch(
             session,
             celery,
             settings,
             jobs=jobs,
             priority=create.priority,
             metadata=create.metadata or {},
+            before_commit=before_commit,
         )
-    response.headers["Location"] = f"/v1/batches/{batch.id}"
     counts = batch_queries.BatchCounts(total=batch.total, by_status={"queued": batch.total})
-    return await run_in_threadpool(render_batch, request, session, batch, counts)
+    return render_batch(request, session, batch, counts)
 
 
 @router.get("", response_model=BatchList)

@@ -6,9 +6,18 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 
 from api.deps import CatalogDep, CeleryDep, SessionDep, SettingsDep
 from api.errors import ApiError, not_found
+from api.idempotency import (
+    IdempotencyKeyHeader,
+    IdempotentRequest,
+    fingerprint,
+    remember,
+    replay_if_seen,
+)
 from api.schemas import JobCreate, JobList, JobPublic, JobStatus
 from api.serialize import job_public
 from api.validation import InvalidJob, validate_job
@@ -30,8 +39,16 @@ def submit_job(
     settings: SettingsDep,
     catalog: CatalogDep,
     celery: CeleryDep,
-) -> JobPublic:
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JobPublic | JSONResponse:
     """Submit a generation job; it is stored as `queued` before this answers."""
+    idempotent = (
+        IdempotentRequest(idempotency_key, "POST /v1/jobs", fingerprint(body.model_dump_json()))
+        if idempotency_key
+        else None
+    )
+    if idempotent and (replay := replay_if_seen(session, idempotent, settings.idempotency_ttl_s)):
+        return replay
     try:
         valid = validate_job(body, catalog, settings)
     except InvalidJob as exc:
@@ -45,13 +62,32 @@ def submit_job(
         metadata=valid.metadata,
         priority=valid.priority,
     )
-    session.commit()
+    session.refresh(job)  # server-side defaults such as created_at
+    public = job_public(request, settings, job)
+    location = f"/v1/jobs/{job.id}"
+    if idempotent:
+        remember(
+            session,
+            idempotent,
+            status_code=202,
+            body=public.model_dump(mode="json"),
+            headers={"Location": location},
+        )
+    try:
+        session.commit()
+    except IntegrityError:
+        # A concurrent request with the same key won: answer what it answered.
+        session.rollback()
+        if idempotent and (
+            replay := replay_if_seen(session, idempotent, settings.idempotency_ttl_s)
+        ):
+            return replay
+        raise
     # After commit, so a worker never receives an id it cannot read. If the broker is down
     # the job stays queued in PostgreSQL, and the request still answers at once.
     publish_job(celery, JobRef(job.id, job.kind, job.model, job.priority))
-    response.headers["Location"] = f"/v1/jobs/{job.id}"
-    session.refresh(job, ["artifacts"])
-    return job_public(request, settings, job)
+    response.headers["Location"] = location
+    return public
 
 
 @router.get("", response_model=JobList)
