@@ -1,0 +1,674 @@
+"""OpenAI Batch API compatibility: an uploaded JSONL file of OpenAI requests becomes a batch
+of native jobs, and the batch is served as OpenAI's Batch object with output and error files
+in OpenAI's line format.
+
+Each request line is translated to a native job and validated like any other; its response
+options (image `response_format`, the model name as requested, ...) travel in the job's
+metadata under `openai`, so the result files can be rendered in the shape asked for.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from celery import Celery
+from fastapi import Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
+from sqlalchemy.orm import Session
+
+from aigc.catalog import Catalog
+from aigc.settings import Settings
+from aigc.storage import ArtifactStore
+from api.batching import LineErrors, accept_batch, jsonl_lines
+from api.errors import ApiError, invalid, validation_errors
+from api.routes.files import save_file
+from api.serialize import artifact_url
+from api.validation import InvalidJob, ValidJob, parse_batch_job
+from db import batches as batch_queries
+from db import files as file_queries
+from db.tables import Batch, Job
+from models.params import Kind
+
+CHAT = "/v1/chat/completions"
+COMPLETIONS = "/v1/completions"
+IMAGES = "/v1/images/generations"
+SPEECH = "/v1/audio/speech"
+ENDPOINT_KINDS: dict[str, Kind] = {
+    CHAT: "text",
+    COMPLETIONS: "text",
+    IMAGES: "image",
+    SPEECH: "audio",
+}
+
+METADATA_KEY = "openai"  # the job metadata key holding the request's response options
+PRIORITY = "low"  # the Batch API is for bulk work: interactive jobs go first, as for batches
+COMPLETION_WINDOW = timedelta(hours=24)
+RESULTS_PAGE = 500  # jobs read per query while writing the result files
+LINE_FIELDS = ("custom_id", "method", "url", "body")
+# OpenAI's metadata limits.
+MAX_METADATA_PAIRS, MAX_METADATA_KEY_CHARS, MAX_METADATA_VALUE_CHARS = 16, 64, 512
+
+# Native status → OpenAI's. Requests are validated before the batch is stored, so an
+# accepted batch is `in_progress` at once (OpenAI's `validating` is never seen).
+STATUSES = {
+    "queued": "in_progress",
+    "running": "in_progress",
+    "completed": "completed",
+    "failed": "failed",
+    "canceling": "cancelling",
+    "canceled": "cancelled",
+}
+FINAL_STATUSES = ("completed", "failed", "cancelled")
+
+# Fields each endpoint's request body may carry. `user`, `store` and `metadata` are
+# accepted and ignored; anything else unknown is an error rather than silently dropped.
+ALLOWED_FIELDS: dict[str, frozenset[str]] = {
+    CHAT: frozenset(
+        {
+            "model", "messages", "max_tokens", "max_completion_tokens", "temperature",
+            "top_p", "seed", "n", "stream", "user", "store", "metadata",
+        }
+    ),
+    COMPLETIONS: frozenset(
+        {"model", "prompt", "max_tokens", "temperature", "top_p", "seed", "n", "stream", "user"}
+    ),
+    IMAGES: frozenset({"model", "prompt", "size", "n", "response_format", "user"}),
+    # `voice` is accepted and ignored: the speech models have one voice each.
+    # `include_b64_json` is ours: the audio inline as base64 besides its URL.
+    SPEECH: frozenset({"model", "input", "voice", "response_format", "speed", "include_b64_json"}),
+}  # fmt: skip
+
+
+class OpenAIBatchCreate(BaseModel):
+    """OpenAI's create-batch body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_file_id: str = Field(min_length=1, max_length=64)
+    endpoint: str
+    completion_window: Literal["24h"]
+    metadata: dict[str, str] | None = None
+
+    @field_validator("endpoint")
+    @classmethod
+    def _supported_endpoint(cls, endpoint: str) -> str:
+        if endpoint not in ENDPOINT_KINDS:
+            raise PydanticCustomError(
+                "endpoint", "must be one of: {supported}", {"supported": ", ".join(ENDPOINT_KINDS)}
+            )
+        return endpoint
+
+    @field_validator("metadata")
+    @classmethod
+    def _openai_metadata_limits(cls, metadata: dict[str, str] | None) -> dict[str, str] | None:
+        if metadata is None:
+            return None
+        if len(metadata) > MAX_METADATA_PAIRS:
+            raise _metadata_error(f"at most {MAX_METADATA_PAIRS} key-value pairs")
+        if any(len(key) > MAX_METADATA_KEY_CHARS for key in metadata):
+            raise _metadata_error(f"keys are at most {MAX_METADATA_KEY_CHARS} characters")
+        if any(len(value) > MAX_METADATA_VALUE_CHARS for value in metadata.values()):
+            raise _metadata_error(f"values are at most {MAX_METADATA_VALUE_CHARS} characters")
+        return metadata
+
+
+def _metadata_error(message: str) -> PydanticCustomError:
+    return PydanticCustomError("metadata", message)
+
+
+# ---- Creating a batch ------------------------------------------------------------------
+
+
+def create_openai_batch(
+    request: Request,
+    payload: dict[str, Any],
+    session: Session,
+    settings: Settings,
+    catalog: Catalog,
+    celery: Celery,
+    before_commit: Callable[[Batch], None] | None = None,
+) -> dict[str, Any]:
+    """Validate the body and every request line of the input file, store the batch and its
+    jobs, and return OpenAI's Batch object. Any bad line is a 422 listing every bad line."""
+    create = _parse_create(payload)
+    data = _input_file_bytes(session, request.app.state.store, create.input_file_id)
+    jobs = translate_lines(jsonl_lines(data, settings), create.endpoint, catalog, settings)
+    batch = accept_batch(
+        session,
+        celery,
+        settings,
+        jobs=jobs,
+        priority=PRIORITY,
+        metadata=create.metadata or {},
+        api="openai",
+        endpoint=create.endpoint,
+        completion_window=create.completion_window,
+        input_file_id=create.input_file_id,
+        before_commit=before_commit,
+    )
+    counts = batch_queries.BatchCounts(total=batch.total, by_status={"queued": batch.total})
+    return openai_batch_object(request, session, batch, counts)
+
+
+def _parse_create(payload: dict[str, Any]) -> OpenAIBatchCreate:
+    try:
+        return OpenAIBatchCreate.model_validate(payload)
+    except ValidationError as exc:
+        errors = validation_errors(list(exc.errors()))
+        message = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        raise ApiError(422, "invalid_request", message, errors) from exc
+
+
+def _input_file_bytes(session: Session, store: ArtifactStore, file_id: str) -> bytes:
+    file = file_queries.get_file(session, file_id)
+    if file is None:
+        raise invalid("input_file_id", f"file {file_id} does not exist")
+    if file.purpose != "batch":
+        raise invalid("input_file_id", f"file {file_id} has purpose {file.purpose!r}, not 'batch'")
+    if not store.exists(file.storage_key):
+        raise invalid("input_file_id", f"the bytes of file {file_id} are no longer stored")
+    with store.open(file.storage_key) as f:
+        return f.read()
+
+
+def _file_error(message: str) -> ApiError:
+    # Line 0: the file as a whole, as in a native batch's whole-batch errors.
+    errors: list[dict[str, Any]] = [{"line": 0, "field": "input_file_id", "message": message}]
+    return ApiError(422, "invalid_batch", message, errors)
+
+
+def translate_lines(
+    lines: Sequence[tuple[int, dict[str, Any]]],
+    endpoint: str,
+    catalog: Catalog,
+    settings: Settings,
+) -> list[ValidJob]:
+    """Every (line number, request) translated and validated; raises one 422 listing every
+    bad line, each error naming the OpenAI field (`body.max_tokens`, not the native one)."""
+    if not lines:
+        raise _file_error("the input file has no requests")
+    if len(lines) > settings.max_batch_jobs:
+        raise _file_error(
+            f"the input file has {len(lines)} requests; at most {settings.max_batch_jobs} "
+            "are accepted"
+        )
+    errors = LineErrors()
+    jobs: list[ValidJob] = []
+    seen_custom_ids: dict[str, int] = {}
+    for number, raw in lines:
+        try:
+            job = _valid_job(raw, endpoint, catalog, settings)
+        except InvalidJob as exc:
+            for error in exc.errors:
+                errors.add(number, error["field"], error["message"])
+            continue
+        first = seen_custom_ids.setdefault(job.custom_id or "", number)
+        if first != number:
+            errors.add(number, "custom_id", f"duplicates the custom_id of line {first}")
+        jobs.append(job)
+    errors.raise_if_any()
+    return jobs
+
+
+def _valid_job(
+    raw: dict[str, Any], endpoint: str, catalog: Catalog, settings: Settings
+) -> ValidJob:
+    native, sources = _native_job(raw, endpoint, catalog)
+    try:
+        return parse_batch_job(native, catalog, settings)
+    except InvalidJob as exc:
+        # Name the field the client wrote, not the native one it became.
+        raise InvalidJob(
+            [{**e, "field": sources.get(e["field"], e["field"])} for e in exc.errors]
+        ) from exc
+
+
+class _Body:
+    """A request line's `body`, read field by field; every problem is kept with its field."""
+
+    def __init__(self, body: dict[str, Any], allowed: frozenset[str]) -> None:
+        self.body = body
+        self.errors: list[dict[str, str]] = []
+        for name in body:
+            if name not in allowed:
+                self.error(name, f"is not supported; supported: {', '.join(sorted(allowed))}")
+
+    def get(self, name: str) -> Any:
+        return self.body.get(name)
+
+    def error(self, name: str, message: str) -> None:
+        self.errors.append({"field": f"body.{name}", "message": message})
+
+
+@dataclass
+class _Translation:
+    prompt: Any
+    params: dict[str, Any] = field(default_factory=dict)
+    # Response options, kept in the job's metadata for rendering the result.
+    options: dict[str, Any] = field(default_factory=dict)
+    # Native field → the request field it came from, for error messages.
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def param(self, body: _Body, name: str, native: str) -> None:
+        """Copy a body field to a native param as is; the native checks judge its value."""
+        value = body.get(name)
+        if value is not None:
+            self.params[native] = value
+            self.sources[f"params.{native}"] = f"body.{name}"
+
+
+def _native_job(
+    raw: dict[str, Any], endpoint: str, catalog: Catalog
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The native job dict for one request line and where each native field came from;
+    raises InvalidJob with every problem the translation itself finds."""
+    errors = [
+        {"field": name, "message": "is not a field of a batch request line"}
+        for name in raw
+        if name not in LINE_FIELDS
+    ]
+    if raw.get("custom_id") is None:
+        errors.append({"field": "custom_id", "message": "is required"})
+    if raw.get("method") != "POST":
+        errors.append({"field": "method", "message": 'must be "POST"'})
+    if raw.get("url") != endpoint:
+        errors.append({"field": "url", "message": f"must be the batch's endpoint, {endpoint}"})
+    if not isinstance(raw.get("body"), dict):
+        errors.append({"field": "body", "message": "must be an object"})
+        raise InvalidJob(errors)
+    body = _Body(raw["body"], ALLOWED_FIELDS[endpoint])
+    kind = ENDPOINT_KINDS[endpoint]
+    translation = TRANSLATORS[endpoint](body)
+    model = _served_model(body, kind, catalog)
+    errors += body.errors
+    if errors:
+        raise InvalidJob(errors)
+    if body.get("model") is not None:
+        translation.options["model"] = body.get("model")
+    native: dict[str, Any] = {
+        "custom_id": raw["custom_id"],
+        "kind": kind,
+        "prompt": translation.prompt,
+        "params": translation.params,
+        "metadata": {METADATA_KEY: translation.options},
+    }
+    if model is not None:
+        native["model"] = model
+    return native, {"model": "body.model", **translation.sources}
+
+
+def _served_model(body: _Body, kind: Kind, catalog: Catalog) -> str | None:
+    """The model to run: a served model of the right kind by its name; an OpenAI model name
+    (`gpt-4o-mini`, `dall-e-3`, `tts-1`, ...) or none runs on the kind's default model."""
+    requested = body.get("model")
+    if requested is None:
+        return None
+    if not isinstance(requested, str):
+        body.error("model", "must be a string")
+        return None
+    spec = catalog.specs.get(requested)
+    if spec is None:
+        return None
+    if spec.kind != kind:
+        body.error("model", f"{requested} generates {spec.kind}; this endpoint needs {kind}")
+        return None
+    return requested
+
+
+def _single_response(body: _Body) -> None:
+    if body.get("n") not in (None, 1):
+        body.error("n", "only 1 choice per request is supported")
+    if body.get("stream") not in (None, False):
+        body.error("stream", "is not available in a batch")
+
+
+def _text_params(translation: _Translation, body: _Body, token_fields: Sequence[str]) -> None:
+    given = [name for name in token_fields if body.get(name) is not None]
+    if len(given) > 1:
+        body.error(given[1], f"give either {given[0]} or {given[1]}, not both")
+    elif given:
+        translation.param(body, given[0], "max_new_tokens")
+    for name in ("temperature", "top_p", "seed"):
+        translation.param(body, name, name)
+    _single_response(body)
+
+
+def _chat(body: _Body) -> _Translation:
+    translation = _Translation(_chat_prompt(body), sources={"prompt": "body.messages"})
+    _text_params(translation, body, ("max_completion_tokens", "max_tokens"))
+    return translation
+
+
+def _chat_prompt(body: _Body) -> str | None:
+    """The system/developer messages, then the last user message, as one plain prompt (the
+    text models take a single user turn); earlier user and assistant turns are left out."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        body.error("messages", "must be a non-empty list of messages")
+        return None
+    instructions: list[str] = []
+    last_user: int | None = None
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            body.error(f"messages[{index}]", "must be an object")
+            continue
+        role = message.get("role")
+        if role in ("system", "developer"):
+            instructions.append(_message_text(body, messages, index))
+        elif role == "user":
+            last_user = index
+        elif role not in ("assistant", "tool"):
+            body.error(f"messages[{index}].role", "must be system, developer, user or assistant")
+    if last_user is None:
+        body.error("messages", "needs a user message")
+        return None
+    parts = [*instructions, _message_text(body, messages, last_user)]
+    return "\n\n".join(part for part in parts if part)
+
+
+def _message_text(body: _Body, messages: list[Any], index: int) -> str:
+    """A message's content: a string, or a list of text parts (joined by newlines)."""
+    content = messages[index].get("content")
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        body.error(f"messages[{index}].content", "must be a string or a list of text parts")
+        return ""
+    texts = []
+    for number, part in enumerate(content):
+        if isinstance(part, dict) and part.get("type") == "text":
+            if isinstance(part.get("text"), str):
+                texts.append(part["text"])
+                continue
+            body.error(f"messages[{index}].content[{number}].text", "must be a string")
+        else:
+            body.error(f"messages[{index}].content[{number}].type", "only text parts are supported")
+    return "\n".join(texts)
+
+
+def _completion(body: _Body) -> _Translation:
+    prompt = body.get("prompt")
+    # One prompt per request: a list of one is that prompt; longer lists would need choices.
+    if isinstance(prompt, list) and len(prompt) == 1:
+        prompt = prompt[0]
+    if prompt is not None and not isinstance(prompt, str):
+        body.error("prompt", "must be a string (one prompt per request)")
+    translation = _Translation(prompt, sources={"prompt": "body.prompt"})
+    _text_params(translation, body, ("max_tokens",))
+    return translation
+
+
+SIZE = re.compile(r"(\d{1,5})x(\d{1,5})")
+
+
+def _image(body: _Body) -> _Translation:
+    translation = _Translation(body.get("prompt"), sources={"prompt": "body.prompt"})
+    size = body.get("size")
+    if size is not None and size != "auto":
+        match = SIZE.fullmatch(size) if isinstance(size, str) else None
+        if match is None:
+            body.error("size", 'must be "WIDTHxHEIGHT", e.g. "512x512", or "auto"')
+        else:
+            translation.params["width"], translation.params["height"] = map(int, match.groups())
+            translation.sources |= {"params.width": "body.size", "params.height": "body.size"}
+    translation.param(body, "n", "num_images")
+    response_format = body.get("response_format") or "url"
+    if response_format not in ("url", "b64_json"):
+        body.error("response_format", 'must be "url" or "b64_json"')
+    translation.options["response_format"] = response_format
+    return translation
+
+
+def _speech(body: _Body) -> _Translation:
+    translation = _Translation(body.get("input"), sources={"prompt": "body.input"})
+    # WAV is the one format the speech models write; unset means WAV too.
+    if body.get("response_format") not in (None, "wav"):
+        body.error("response_format", 'only "wav" is available')
+    if body.get("voice") is not None and not isinstance(body.get("voice"), str):
+        body.error("voice", "must be a string")
+    include_b64 = body.get("include_b64_json")
+    if include_b64 not in (None, True, False):
+        body.error("include_b64_json", "must be true or false")
+    translation.options["include_b64_json"] = bool(include_b64)
+    translation.param(body, "speed", "speaking_rate")
+    return translation
+
+
+TRANSLATORS: dict[str, Callable[[_Body], _Translation]] = {
+    CHAT: _chat,
+    COMPLETIONS: _completion,
+    IMAGES: _image,
+    SPEECH: _speech,
+}
+
+
+# ---- The Batch object ------------------------------------------------------------------
+
+
+def openai_batch_object(
+    request: Request, session: Session, batch: Batch, counts: batch_queries.BatchCounts
+) -> dict[str, Any]:
+    """OpenAI's Batch object. The first time the batch is seen finished, its output and
+    error files are written (once, whoever asks first)."""
+    status = openai_status(batch, counts)
+    if status in FINAL_STATUSES and batch.output_file_id is None:
+        _write_result_files(request, session, batch)
+    done_at = _unix(counts.finished_at) if status in FINAL_STATUSES else None
+    cancel_at = _unix(batch.cancel_requested_at) if status in ("cancelling", "cancelled") else None
+    created_at = _unix(batch.created_at)
+    return {
+        "id": str(batch.id),
+        "object": "batch",
+        "endpoint": batch.endpoint,
+        "errors": None,  # bad request lines are refused at creation with a 422
+        "input_file_id": batch.input_file_id,
+        "completion_window": batch.completion_window,
+        "status": status,
+        "output_file_id": batch.output_file_id,
+        "error_file_id": batch.error_file_id,
+        "created_at": created_at,
+        "in_progress_at": created_at,
+        "expires_at": _unix(batch.created_at + COMPLETION_WINDOW),
+        "finalizing_at": done_at,
+        "completed_at": done_at if status == "completed" else None,
+        "failed_at": done_at if status == "failed" else None,
+        "expired_at": None,
+        "cancelling_at": cancel_at,
+        "cancelled_at": done_at if status == "cancelled" else None,
+        "request_counts": {
+            "total": counts.total,
+            "completed": counts["succeeded"],
+            # Cancelled requests are in the error file, so they count as failed.
+            "failed": counts["failed"] + counts["canceled"],
+        },
+        "metadata": batch.meta,
+    }
+
+
+def openai_status(batch: Batch, counts: batch_queries.BatchCounts) -> str:
+    native = batch_queries.batch_status(batch, counts)
+    if native == "canceled" and counts["canceled"] == 0:
+        # The cancel came after every request had finished: nothing was cancelled.
+        native = "failed" if counts["succeeded"] == 0 and counts["failed"] else "completed"
+    return STATUSES[native]
+
+
+def _unix(moment: datetime | None) -> int | None:
+    return int(moment.timestamp()) if moment is not None else None
+
+
+# ---- Output and error files ------------------------------------------------------------
+
+
+def _write_result_files(request: Request, session: Session, batch: Batch) -> None:
+    """Write the output file (succeeded requests) and, where any request failed or was
+    cancelled, the error file, both in input order; then commit their ids on the batch."""
+    output_id = file_queries.new_file_id()
+    if file_queries.claim_batch_output(session, batch.id, output_id):
+        renderer = _Renderer(request, batch.endpoint or CHAT)
+        output, errors = io.BytesIO(), io.BytesIO()
+        for job in _finished_jobs(session, batch):
+            line, ok = renderer.line(job)
+            (output if ok else errors).write(json.dumps(line).encode() + b"\n")
+        store = request.app.state.store
+        save_file(
+            session,
+            store,
+            file_id=output_id,
+            purpose="batch_output",
+            filename=f"batch_{batch.id}_output.jsonl",
+            data=output.getvalue(),
+        )
+        if errors.tell():
+            error_id = file_queries.new_file_id()
+            save_file(
+                session,
+                store,
+                file_id=error_id,
+                purpose="batch_output",
+                filename=f"batch_{batch.id}_error.jsonl",
+                data=errors.getvalue(),
+            )
+            file_queries.set_batch_error_file(session, batch.id, error_id)
+        session.commit()
+    # Either way the row now holds the ids: ours, or those of whoever wrote them first.
+    session.refresh(batch)
+
+
+def _finished_jobs(session: Session, batch: Batch) -> Iterator[Job]:
+    # Page by page, so 50,000 jobs and their artifacts are never loaded at once.
+    after_line = -1
+    while jobs := batch_queries.batch_jobs(
+        session, batch.id, limit=RESULTS_PAGE, after_line=after_line, with_artifacts=True
+    ):
+        yield from jobs
+        after_line = jobs[-1].line or 0
+
+
+class _Renderer:
+    """Result lines in OpenAI's batch output format, with bodies shaped like the endpoint's
+    own responses."""
+
+    def __init__(self, request: Request, endpoint: str) -> None:
+        self.request = request
+        self.settings: Settings = request.app.state.settings
+        self.store: ArtifactStore = request.app.state.store
+        self.body: Callable[[Job], dict[str, Any]] = {
+            CHAT: self._chat_completion,
+            COMPLETIONS: self._text_completion,
+            IMAGES: self._images,
+            SPEECH: self._speech,
+        }[endpoint]
+
+    def line(self, job: Job) -> tuple[dict[str, Any], bool]:
+        """The job's result line, and whether it goes to the output file (else errors)."""
+        line: dict[str, Any] = {"id": f"batch_req_{job.id.hex}", "custom_id": job.custom_id}
+        if job.status == "succeeded":
+            response = {"status_code": 200, "request_id": str(job.id), "body": self.body(job)}
+            return {**line, "response": response, "error": None}, True
+        if job.status == "failed":
+            return {**line, **_failure(job)}, False
+        error = {"code": "batch_cancelled", "message": "the batch was cancelled before it ran"}
+        return {**line, "response": None, "error": error}, False
+
+    def _options(self, job: Job) -> dict[str, Any]:
+        return job.meta.get(METADATA_KEY) or {}
+
+    def _read(self, storage_key: str) -> bytes:
+        with self.store.open(storage_key) as f:
+            return f.read()
+
+    def _text_choice(self, job: Job) -> tuple[str, str, dict[str, Any]]:
+        """The generated text, its finish reason and usage."""
+        [artifact] = job.artifacts
+        tokens = artifact.tokens or 0
+        finish_reason = "length" if tokens >= job.params.get("max_new_tokens", 0) else "stop"
+        # The API does not tokenize prompts: only completion tokens are known.
+        usage = {"prompt_tokens": None, "completion_tokens": tokens, "total_tokens": None}
+        return self._read(artifact.storage_key).decode("utf-8"), finish_reason, usage
+
+    def _chat_completion(self, job: Job) -> dict[str, Any]:
+        text, finish_reason, usage = self._text_choice(job)
+        message = {"role": "assistant", "content": text, "refusal": None}
+        return {
+            "id": f"chatcmpl-{job.id.hex}",
+            "object": "chat.completion",
+            "created": _unix(job.finished_at),
+            "model": job.model,
+            "choices": [
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
+            ],
+            "usage": usage,
+        }
+
+    def _text_completion(self, job: Job) -> dict[str, Any]:
+        text, finish_reason, usage = self._text_choice(job)
+        return {
+            "id": f"cmpl-{job.id.hex}",
+            "object": "text_completion",
+            "created": _unix(job.finished_at),
+            "model": job.model,
+            "choices": [
+                {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
+            ],
+            "usage": usage,
+        }
+
+    def _images(self, job: Job) -> dict[str, Any]:
+        inline = self._options(job).get("response_format") == "b64_json"
+        data = [
+            {"b64_json": _b64(self._read(artifact.storage_key))}
+            if inline
+            else {"url": artifact_url(self.request, self.settings, artifact)}
+            for artifact in job.artifacts
+        ]
+        return {"created": _unix(job.finished_at), "data": data}
+
+    def _speech(self, job: Job) -> dict[str, Any]:
+        [artifact] = job.artifacts
+        body: dict[str, Any] = {
+            "object": "audio.speech",
+            "created": _unix(job.finished_at),
+            "model": job.model,
+            "url": artifact_url(self.request, self.settings, artifact),
+            "mime_type": artifact.mime_type,
+            "bytes": artifact.size_bytes,
+            "duration_s": artifact.duration_s,
+            "sample_rate": artifact.sample_rate,
+        }
+        if self._options(job).get("include_b64_json"):
+            body["b64_json"] = _b64(self._read(artifact.storage_key))
+        return body
+
+
+def _failure(job: Job) -> dict[str, Any]:
+    """A failed request: an HTTP-like error response (400 where the model rejected the input,
+    500 otherwise) and the error's type and message."""
+    code = job.error_type or "internal_error"
+    message = job.error_message or ""
+    client_error = code == "InvalidInput"
+    response = {
+        "status_code": 400 if client_error else 500,
+        "request_id": str(job.id),
+        "body": {
+            "error": {
+                "message": message,
+                "type": "invalid_request_error" if client_error else "server_error",
+                "param": None,
+                "code": code,
+            }
+        },
+    }
+    return {"response": response, "error": {"code": code, "message": message}}
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
