@@ -28,6 +28,7 @@ EXPECTED_SERVICES = {
     "worker-image",
     "worker-audio",
     "flower",
+    "dispatcher",
 }
 WORKERS = {"worker-text": "text", "worker-image": "image", "worker-audio": "audio"}
 
