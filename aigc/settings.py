@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     embedded_redis_port: int = DEFAULT_EMBEDDED_REDIS_PORT
 
     max_prompt_chars: int = Field(32_000, ge=1)
+    # Any request body but batch and file uploads.
+    max_request_bytes: int = Field(1024 * 1024, ge=1)
     max_batch_jobs: int = Field(50_000, ge=1)
     # A JSONL batch upload: the whole body, and each line.
     max_batch_bytes: int = Field(256 * 1024 * 1024, ge=1)

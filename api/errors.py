@@ -64,6 +64,10 @@ def validation_errors(errors: list[Any], prefix: str = "") -> list[dict[str, str
     ]
 
 
+FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
+HTTP_ERROR_TYPES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -77,7 +81,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        type_ = "not_found" if exc.status_code == 404 else "http_error"
+        if exc.status_code == 400 and exc.detail == FASTAPI_BODY_PARSE_ERROR:
+            # FastAPI's answer to a body it cannot decode (e.g. invalid UTF-8): say what it is.
+            message = "body: not valid JSON in UTF-8"
+            return JSONResponse(
+                error_body("invalid_request", message, [{"field": "body", "message": message}]),
+                422,
+            )
+        type_ = HTTP_ERROR_TYPES.get(exc.status_code, "http_error")
         return JSONResponse(
             error_body(type_, str(exc.detail)), exc.status_code, headers=exc.headers
         )

@@ -9,6 +9,7 @@ from aigc.catalog import build_catalog
 from aigc.settings import Settings, get_settings
 from aigc.storage import LocalStore
 from api.errors import install_error_handlers
+from api.limits import BodySizeLimit
 from api.routes import artifacts, batches, files, health, jobs, models
 from db.session import make_engine, make_session_factory
 from workers.celery_app import create_celery_app
@@ -35,6 +36,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         socket_connect_timeout=settings.broker_timeout_s,
     )
     install_error_handlers(app)
+    app.add_middleware(
+        BodySizeLimit,
+        default_bytes=settings.max_request_bytes,
+        upload_bytes=settings.max_batch_bytes,
+    )
     for module in (jobs, batches, files, artifacts, models, health):
         app.include_router(module.router)
     return app

@@ -109,3 +109,27 @@ def test_openapi_docs_are_served(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert "/v1/jobs" in spec["paths"]
     assert client.get("/docs").status_code == 200
+
+
+def test_oversized_body_is_413_and_stores_nothing(client: TestClient, db_engine: sa.Engine) -> None:
+    body = b'{"kind": "text", "prompt": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    response = client.post("/v1/jobs", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["error"]["type"] == "payload_too_large"
+
+    def chunks():  # no Content-Length: cut off while it arrives
+        for _ in range(40):
+            yield b"x" * 65536
+
+    streamed = client.post(
+        "/v1/jobs", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert streamed.status_code == 413
+    assert count_jobs(db_engine) == 0
+
+
+def test_invalid_utf8_body_is_422(client: TestClient, db_engine: sa.Engine) -> None:
+    body = b'{"kind": "text", "prompt": "\xff\xfe bad"}'
+    response = client.post("/v1/jobs", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert count_jobs(db_engine) == 0
