@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, tuple_, update
+from sqlalchemy import and_, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session, selectinload
 
 from aigc.ids import uuid7
@@ -149,8 +149,9 @@ def succeed_jobs(
     the caller's transaction. `runs` maps each job to the attempt that produced `artifacts`.
 
     Returns the ids recorded. A job that stopped being this run meanwhile (canceled, or
-    taken over after its lease expired) is left out, with no artifact rows. A job's rows are
-    replaced as a whole, so it never ends with two sets or half a set.
+    taken over after its lease expired) is left out, with no artifact rows. The rows go in
+    with the one status change to `succeeded`, which happens once per job: a job never ends
+    with two sets or half a set.
     """
     recorded = set(
         session.scalars(
@@ -160,9 +161,6 @@ def succeed_jobs(
             .returning(Job.id)
         )
     )
-    if not recorded:
-        return recorded
-    session.execute(delete(Artifact).where(Artifact.job_id.in_(recorded)))
     rows = [
         {
             "id": uuid7(),

@@ -8,13 +8,17 @@ from sqlalchemy.orm import Session, sessionmaker
 POOL_SIZE = 10  # per process: the API's thread pool shares it; a worker needs one or two
 
 
-def make_engine(url: str, *, connect_timeout_s: int = 3) -> Engine:
+def make_engine(url: str, *, connect_timeout_s: int = 3, pre_ping: bool = True) -> Engine:
     """An engine whose connect attempts give up after connect_timeout_s, so callers fail
-    fast (the API answers 503) instead of hanging while the database is down."""
+    fast (the API answers 503) instead of hanging while the database is down.
+
+    `pre_ping` tests each pooled connection before use: right for the API, which answers a
+    stale connection with an error; workers retry their statements instead and skip it.
+    """
     return create_engine(
         url,
         pool_size=POOL_SIZE,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         connect_args={"connect_timeout": connect_timeout_s},
     )
 

@@ -17,7 +17,6 @@ from db import jobs as job_queries
 from db.tables import Job
 from models.base import Artifact, GenerationRequest, Generator
 from models.errors import GenerationCanceled
-from workers.heartbeat import Heartbeat
 from workers.model_cache import release_device_memory
 from workers.retry import retry_transient
 from workers.runtime import WorkerRuntime
@@ -59,7 +58,8 @@ def execute_jobs(runtime: WorkerRuntime, job_ids: Sequence[uuid.UUID]) -> dict[s
     )
     deadline = time.monotonic() + limit_s
     runs = {job.id: job.attempts for job in claimed}
-    with Heartbeat(runtime, runs, hard_deadline=deadline + runtime.settings.hard_limit_grace_s):
+    hard_deadline = deadline + runtime.settings.hard_limit_grace_s
+    with runtime.heartbeat.holding(runs, hard_deadline):
         for _, group in groupby(claimed, key=lambda job: (job.kind, job.model)):
             _run_model_group(runtime, list(group), deadline, outcome)
     return outcome
@@ -139,9 +139,15 @@ def _record_success(
     runtime: WorkerRuntime, jobs: list[Job], outputs: list[list[Artifact]], outcome: dict[str, int]
 ) -> None:
     stored = {
-        job.id: _store_artifacts(runtime, job, artifacts)
+        job.id: _describe_artifacts(job, artifacts)
         for job, artifacts in zip(jobs, outputs, strict=True)
     }
+    # Bytes first, durable, then the rows that point at them.
+    runtime.store.put_many(
+        (row.storage_key, output.data)
+        for job, artifacts in zip(jobs, outputs, strict=True)
+        for row, output in zip(stored[job.id], artifacts, strict=True)
+    )
 
     def record() -> set[uuid.UUID]:
         with runtime.session_factory.begin() as session:
@@ -163,25 +169,25 @@ def _record_success(
         _count(outcome, "discarded", len(stored) - len(recorded))
 
 
-def _store_artifacts(
-    runtime: WorkerRuntime, job: Job, outputs: list[Artifact]
-) -> list[job_queries.NewArtifact]:
-    stored = []
-    for index, output in enumerate(outputs):
-        # Keyed by job and attempt: a rerun never overwrites the bytes of another attempt.
-        key = f"jobs/{job.id}/{job.attempts}/{index}.{output.extension}"
-        runtime.store.put(key, output.data)
-        stored.append(
-            job_queries.NewArtifact(
-                index=index,
-                mime_type=output.mime_type,
-                size_bytes=len(output.data),
-                sha256=hashlib.sha256(output.data).hexdigest(),
-                storage_key=key,
-                facts=dict(output.facts),
-            )
+def _describe_artifacts(job: Job, outputs: list[Artifact]) -> list[job_queries.NewArtifact]:
+    # Keyed by job and attempt: a rerun never overwrites the bytes of another attempt. The
+    # folder is the id's leading (time) bits, a new one about every minute, so folders stay
+    # small and a chunk's files share one.
+    keys = [
+        f"jobs/{job.id.hex[:8]}/{job.id}-{job.attempts}-{index}.{output.extension}"
+        for index, output in enumerate(outputs)
+    ]
+    return [
+        job_queries.NewArtifact(
+            index=index,
+            mime_type=output.mime_type,
+            size_bytes=len(output.data),
+            sha256=hashlib.sha256(output.data).hexdigest(),
+            storage_key=key,
+            facts=dict(output.facts),
         )
-    return stored
+        for index, (key, output) in enumerate(zip(keys, outputs, strict=True))
+    ]
 
 
 def _error_type(exc: Exception) -> str:

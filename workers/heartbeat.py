@@ -1,5 +1,6 @@
-"""A worker's heartbeat: renews the leases of the jobs it runs, so the dispatcher can tell
-a slow job from a dead worker, and enforces the hard time limit."""
+"""A worker's heartbeat: one thread per worker process that renews the leases of the jobs
+it is running, so the dispatcher can tell a slow job from a dead worker, and enforces the
+hard time limit."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Mapping
-from types import TracebackType
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from db import jobs as job_queries
-from workers.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 
@@ -20,58 +22,65 @@ HARD_LIMIT_EXIT_CODE = 70  # a supervisor restarts the worker; the jobs are alre
 
 
 class Heartbeat:
-    """While active, renews the runs' leases every third of the lease; if the runs are
-    still going past `hard_deadline` (a step that never returns), fails them with `timeout`
-    and exits the process, since a stuck GPU kernel cannot be interrupted from Python."""
+    """Renews the held runs' leases every third of the lease. If runs are still held past
+    their hard deadline (a step that never returns), fails them with `timeout` and exits the
+    process, since a stuck GPU kernel cannot be interrupted from Python."""
 
-    def __init__(
-        self, runtime: WorkerRuntime, runs: Mapping[uuid.UUID, int], hard_deadline: float
-    ) -> None:
-        self.runtime = runtime
-        self.runs = dict(runs)
-        self.hard_deadline = hard_deadline
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="aigc-heartbeat", daemon=True)
+    def __init__(self, session_factory: sessionmaker[Session], worker: str, lease_s: float) -> None:
+        self.session_factory = session_factory
+        self.worker = worker
+        self.lease_s = lease_s
+        self._held: dict[uuid.UUID, int] = {}
+        self._hard_deadline = float("inf")
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        self._thread.join()
+    @contextmanager
+    def holding(self, runs: Mapping[uuid.UUID, int], hard_deadline: float) -> Iterator[None]:
+        """Keep these runs' leases alive while the block runs."""
+        with self._lock:
+            self._held = dict(runs)
+            self._hard_deadline = hard_deadline
+            if self._thread is None:
+                # Started on first use, in the process that runs jobs (never before a fork).
+                self._thread = threading.Thread(
+                    target=self._beat, name="aigc-heartbeat", daemon=True
+                )
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held = {}
+                self._hard_deadline = float("inf")
 
     def _beat(self) -> None:
-        interval = self.runtime.settings.lease_s / 3
-        while not self._stop.wait(interval):
-            if time.monotonic() > self.hard_deadline:
-                self._fail_and_exit()
+        while True:
+            time.sleep(self.lease_s / 3)
+            with self._lock:
+                runs, hard_deadline = dict(self._held), self._hard_deadline
+            if not runs:
+                continue
+            if time.monotonic() > hard_deadline:
+                self._fail_and_exit(runs)
             try:
-                with self.runtime.session_factory.begin() as session:
+                with self.session_factory.begin() as session:
                     job_queries.renew_leases(
-                        session,
-                        self.runs,
-                        worker=self.runtime.worker_name,
-                        lease_s=self.runtime.settings.lease_s,
+                        session, runs, worker=self.worker, lease_s=self.lease_s
                     )
             except Exception as exc:
                 # A missed beat is survivable: the lease is three beats long.
                 log.warning("lease renewal failed: %s", exc)
 
-    def _fail_and_exit(self) -> None:
-        log.error("jobs %s passed their hard time limit; exiting", list(self.runs))
+    def _fail_and_exit(self, runs: Mapping[uuid.UUID, int]) -> None:
+        log.error("jobs %s passed their hard time limit; exiting", list(runs))
         try:
-            with self.runtime.session_factory.begin() as session:
-                for job_id, attempt in self.runs.items():
+            with self.session_factory.begin() as session:
+                for job_id, attempt in runs.items():
                     job_queries.fail_job(
                         session,
                         job_id,
-                        worker=self.runtime.worker_name,
+                        worker=self.worker,
                         attempt=attempt,
                         error_type="timeout",
                         error_message="the job passed its hard time limit",

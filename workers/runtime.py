@@ -14,6 +14,7 @@ from aigc.catalog import Catalog, build_catalog
 from aigc.settings import Settings, get_settings
 from aigc.storage import ArtifactStore, LocalStore
 from db.session import make_engine, make_session_factory
+from workers.heartbeat import Heartbeat
 from workers.model_cache import ModelCache
 
 
@@ -24,21 +25,28 @@ class WorkerRuntime:
     store: ArtifactStore
     catalog: Catalog
     models: ModelCache
+    heartbeat: Heartbeat
     # Recorded on each job it runs; also guards the final UPDATE (only the claimant finishes).
     worker_name: str
 
 
 def create_runtime(settings: Settings) -> WorkerRuntime:
+    # No pre-ping: every statement a worker runs is retried on a connection error.
     engine = make_engine(
-        settings.require_database_url(), connect_timeout_s=settings.db_connect_timeout_s
+        settings.require_database_url(),
+        connect_timeout_s=settings.db_connect_timeout_s,
+        pre_ping=False,
     )
+    session_factory = make_session_factory(engine)
+    worker_name = f"{socket.gethostname()}:{os.getpid()}"
     return WorkerRuntime(
         settings=settings,
-        session_factory=make_session_factory(engine),
+        session_factory=session_factory,
         store=LocalStore(settings.artifact_dir),
         catalog=build_catalog(settings),
         models=ModelCache(settings.model_dir, settings.model_cache_size),
-        worker_name=f"{socket.gethostname()}:{os.getpid()}",
+        heartbeat=Heartbeat(session_factory, worker_name, settings.lease_s),
+        worker_name=worker_name,
     )
 
 
