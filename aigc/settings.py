@@ -52,8 +52,10 @@ class Settings(BaseSettings):
     max_batch_bytes: int = Field(256 * 1024 * 1024, ge=1)
     max_jsonl_line_bytes: int = Field(256 * 1024, ge=1)
     # Jobs of one batch (same kind, model, priority) that travel and run together; a chunk
-    # runs as one batched forward pass where the model allows it.
-    chunk_sizes: dict[str, int] = {"text": 16, "image": 4, "audio": 8}
+    # runs as one batched forward pass where the model allows it. Keys are kinds or model
+    # names (a model's own entry wins): `echo` does no compute, so only the per-chunk
+    # overhead counts and large chunks pay.
+    chunk_sizes: dict[str, int] = {"text": 16, "image": 4, "audio": 8, "echo": 128}
     max_metadata_bytes: int = Field(16 * 1024, ge=0)
     # Models a worker keeps loaded; each may hold GBs of GPU memory.
     model_cache_size: int = Field(3, ge=1)

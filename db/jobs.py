@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session, selectinload
@@ -88,16 +88,27 @@ def cancel_job(session: Session, job_id: uuid.UUID) -> bool:
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
+class ClaimedJob(NamedTuple):
+    """What a worker needs of a job it claimed: one attempt (`attempts`) of it to run."""
+
+    id: uuid.UUID
+    kind: str
+    model: str
+    prompt: str
+    params: dict[str, Any]
+    attempts: int
+
+
 def claim_jobs(
     session: Session, job_ids: Sequence[uuid.UUID], *, worker: str, lease_s: float
-) -> list[Job]:
+) -> list[ClaimedJob]:
     """queued → running for this worker with a lease, for those of the ids still queued
     (in id order, which is input order within a batch).
 
     A job canceled, already run or running elsewhere is left as it is: a late or duplicate
     delivery does nothing.
     """
-    claimed = session.scalars(
+    rows = session.execute(
         update(Job)
         .where(Job.id.in_(job_ids), Job.status == "queued")
         .values(
@@ -109,9 +120,9 @@ def claim_jobs(
             error_type=None,
             error_message=None,
         )
-        .returning(Job)
+        .returning(Job.id, Job.kind, Job.model, Job.prompt, Job.params, Job.attempts)
     ).all()
-    return sorted(claimed, key=lambda job: job.id)
+    return sorted((ClaimedJob(*row) for row in rows), key=lambda job: job.id)
 
 
 def _lease_end(lease_s: float) -> Any:

@@ -42,16 +42,17 @@ class Chunk:
 
 
 def chunk_jobs(jobs: Sequence[JobRef], sizes: Mapping[str, int]) -> list[Chunk]:
-    """Consecutive jobs of the same kind, model and priority, cut to the kind's chunk size.
+    """Consecutive jobs of the same kind, model and priority, cut to the model's chunk size
+    (`sizes[model]`, else `sizes[kind]`, else 1).
 
     Input order is kept, so a batch's early lines are dispatched first.
     """
     chunks: list[Chunk] = []
-    for (kind, _model, priority), group in groupby(
+    for (kind, model, priority), group in groupby(
         jobs, key=lambda job: (job.kind, job.model, job.priority)
     ):
         ids = [job.id for job in group]
-        size = max(1, sizes.get(kind, 1))
+        size = max(1, sizes.get(model, sizes.get(kind, 1)))
         chunks.extend(
             Chunk(kind, priority, tuple(ids[start : start + size]))
             for start in range(0, len(ids), size)

@@ -14,6 +14,7 @@ from itertools import groupby
 from sqlalchemy import func, select
 
 from db import jobs as job_queries
+from db.jobs import ClaimedJob
 from db.tables import Job
 from models.base import Artifact, GenerationRequest, Generator
 from models.errors import GenerationCanceled
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 STOP_POLL_INTERVAL_S = 0.5  # how stale a cancel may be before running jobs notice it
 DEFAULT_TIME_LIMIT_S = 600.0
 
-Runnable = tuple[Job, GenerationRequest]  # type: ignore[type-arg]
+Runnable = tuple[ClaimedJob, GenerationRequest]  # type: ignore[type-arg]
 
 
 class JobTimeout(Exception):
@@ -37,13 +38,11 @@ def execute_jobs(runtime: WorkerRuntime, job_ids: Sequence[uuid.UUID]) -> dict[s
     """Run those of the jobs that are still queued; returns how many ended in each way."""
     outcome: dict[str, int] = {}
 
-    def claim() -> list[Job]:
+    def claim() -> list[ClaimedJob]:
         with runtime.session_factory.begin() as session:
-            claimed = job_queries.claim_jobs(
+            return job_queries.claim_jobs(
                 session, job_ids, worker=runtime.worker_name, lease_s=runtime.settings.lease_s
             )
-            session.expunge_all()
-            return claimed
 
     claimed = retry_transient(claim, what="claiming jobs")
     skipped = len(job_ids) - len(claimed)
@@ -70,7 +69,7 @@ def _count(outcome: dict[str, int], key: str, n: int = 1) -> None:
 
 
 def _run_model_group(
-    runtime: WorkerRuntime, jobs: list[Job], deadline: float, outcome: dict[str, int]
+    runtime: WorkerRuntime, jobs: list[ClaimedJob], deadline: float, outcome: dict[str, int]
 ) -> None:
     try:
         spec = runtime.catalog.resolve(jobs[0].kind, jobs[0].model)  # type: ignore[arg-type]
@@ -136,7 +135,10 @@ def _is_out_of_memory(exc: Exception) -> bool:
 
 
 def _record_success(
-    runtime: WorkerRuntime, jobs: list[Job], outputs: list[list[Artifact]], outcome: dict[str, int]
+    runtime: WorkerRuntime,
+    jobs: list[ClaimedJob],
+    outputs: list[list[Artifact]],
+    outcome: dict[str, int],
 ) -> None:
     stored = {
         job.id: _describe_artifacts(job, artifacts)
@@ -169,7 +171,7 @@ def _record_success(
         _count(outcome, "discarded", len(stored) - len(recorded))
 
 
-def _describe_artifacts(job: Job, outputs: list[Artifact]) -> list[job_queries.NewArtifact]:
+def _describe_artifacts(job: ClaimedJob, outputs: list[Artifact]) -> list[job_queries.NewArtifact]:
     # Keyed by job and attempt: a rerun never overwrites the bytes of another attempt. The
     # folder is the id's leading (time) bits, a new one about every minute, so folders stay
     # small and a chunk's files share one.
@@ -194,7 +196,7 @@ def _error_type(exc: Exception) -> str:
     return "timeout" if isinstance(exc, JobTimeout) else type(exc).__name__
 
 
-def _fail(runtime: WorkerRuntime, job: Job, exc: Exception, outcome: dict[str, int]) -> None:
+def _fail(runtime: WorkerRuntime, job: ClaimedJob, exc: Exception, outcome: dict[str, int]) -> None:
     # A permanent failure is recorded on that job alone; the worker goes on serving.
     log.warning("job %s failed: %s: %s", job.id, type(exc).__name__, exc)
 
@@ -213,7 +215,9 @@ def _fail(runtime: WorkerRuntime, job: Job, exc: Exception, outcome: dict[str, i
     _count(outcome, "failed")
 
 
-def _release(runtime: WorkerRuntime, job: Job, exc: Exception, outcome: dict[str, int]) -> None:
+def _release(
+    runtime: WorkerRuntime, job: ClaimedJob, exc: Exception, outcome: dict[str, int]
+) -> None:
     """A transient failure (out of memory with other work on the device): another attempt,
     from the queue, until the job has had its max attempts."""
 
@@ -235,7 +239,9 @@ def _release(runtime: WorkerRuntime, job: Job, exc: Exception, outcome: dict[str
     _count(outcome, status or "discarded")
 
 
-def _stop_check(runtime: WorkerRuntime, jobs: list[Job], deadline: float) -> Callable[[], bool]:
+def _stop_check(
+    runtime: WorkerRuntime, jobs: list[ClaimedJob], deadline: float
+) -> Callable[[], bool]:
     """A should_cancel callback: true past the time limit, or once none of the jobs is
     running any more (all were canceled). It reads the database at most every interval."""
     ids = [job.id for job in jobs]

@@ -19,7 +19,7 @@ def _jsonl(lines: list[dict[str, object] | str]) -> bytes:
 def test_json_batch_is_stored_queued_and_published_in_chunks(
     client: TestClient, settings: Settings, db_engine: sa.Engine
 ) -> None:
-    jobs = [{"kind": "text", "model": "echo", "prompt": f"p{i}"} for i in range(40)]
+    jobs = [{"kind": "text", "prompt": f"p{i}"} for i in range(40)]
     jobs += [{"kind": "image", "prompt": "a cat", "params": {"steps": 1}} for _ in range(6)]
     response = client.post(
         "/v1/batches", json={"jobs": jobs, "metadata": {"team": "x"}, "priority": "low"}
@@ -39,7 +39,7 @@ def test_json_batch_is_stored_queued_and_published_in_chunks(
     assert batch["priority"] == "low" and batch["metadata"] == {"team": "x"}
     assert count_jobs(db_engine) == 46
     broker = redis.Redis.from_url(settings.redis_url or "")
-    # 40 echo jobs in chunks of 16 → 3 messages; 6 image jobs in chunks of 4 → 2.
+    # 40 text jobs in chunks of 16 → 3 messages; 6 image jobs in chunks of 4 → 2.
     assert broker.llen("text.low") == 3  # batches default to the low tier
     assert broker.llen("image.low") == 2
     listed = client.get(f"/v1/batches/{batch['id']}/jobs", params={"limit": 5}).json()
