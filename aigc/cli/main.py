@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from aigc.cli.batch import batch_app
 from aigc.settings import get_settings
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="The generators: list them, build the tiny offline ones.")
 app.add_typer(models_app, name="models")
+app.add_typer(batch_app, name="batch")
 
 console = Console()
 
@@ -114,6 +116,21 @@ def worker(
             "--task-events",
         ]
     )
+
+
+@app.command()
+def dispatcher() -> None:
+    """Run the dispatcher: requeues jobs whose worker died and republishes queued jobs the
+    broker lost. Run one or more anywhere; one works at a time."""
+    import threading
+
+    from workers.dispatcher import run_dispatcher
+
+    _logging()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    run_dispatcher(get_settings(), stop)
 
 
 @app.command()

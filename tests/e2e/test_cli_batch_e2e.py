@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from tests.e2e.conftest import LiveStack
 runner = CliRunner()
 
 
-def _write_jsonl(path: Path, lines: list[dict[str, Any] | str]) -> Path:
+def _write_jsonl(path: Path, lines: Sequence[dict[str, Any] | str]) -> Path:
     text = "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines)
     path.write_text(text + "\n", encoding="utf-8")
     return path
@@ -78,12 +79,14 @@ def test_bad_lines_are_reported_by_number_and_nothing_is_submitted(
             {"custom_id": "b", "kind": "text", "prompt": "x", "params": {"temperature": 9}},
         ],
     )
+    # Counted before and after, whichever tables clean_state empties.
+    batches_before = _count_batches(db_engine)
     result = _batch("submit", str(source), "--wait", "--api-url", live.api_url)
     assert result.exit_code == 2, result.output
     for expected in ("line 2: line", "line 3: custom_id", "line 4: custom_id", "line 5: params"):
         assert expected in result.stderr
     assert "line 1:" not in result.stderr
-    assert count_jobs(db_engine) == 0 and _count_batches(db_engine) == 0
+    assert count_jobs(db_engine) == 0 and _count_batches(db_engine) == batches_before
 
 
 def test_server_refusal_is_reported_by_line(

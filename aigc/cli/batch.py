@@ -1,0 +1,403 @@
+"""`aigc batch`: submit a JSONL file of jobs, follow it, cancel it, collect its results."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from aigc.cli.demo import EXTENSIONS
+from aigc.settings import get_settings
+
+batch_app = typer.Typer(
+    help="Batches of jobs from a JSONL file: submit, follow, cancel, download the results.",
+    no_args_is_help=True,
+)
+
+# Messages and paths stay one line each, whatever the terminal width, so they can be grepped.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+# Exit codes: 1 for a batch that did not fully succeed or an API that cannot be used, 2 for an
+# input file that was refused (the convention of command-line usage errors).
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+FINAL_STATUSES = {"completed", "failed", "canceled"}
+POLL_INTERVAL_S = 0.5
+SUBMIT_TIMEOUT_S = 300.0  # a 50,000-line upload is validated and stored before the answer
+MAX_LINE_ERRORS_SHOWN = 50
+MAX_NAME_CHARS = 80
+PRIORITIES = ("high", "normal", "low")
+
+ApiUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--api-url",
+        help="Base URL of the API; defaults to http://AIGC_API_HOST:AIGC_API_PORT.",
+        show_default=False,
+    ),
+]
+
+
+class ApiFailure(Exception):
+    """The API answered with an error; carries the exit code the command ends with."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _api_url(api_url: str | None) -> str:
+    settings = get_settings()
+    return (api_url or f"http://{settings.api_host}:{settings.api_port}").rstrip("/")
+
+
+@contextmanager
+def _api(api_url: str | None, timeout_s: float = 30.0) -> Iterator[httpx.Client]:
+    """A client for the API; connection problems and API errors end the command with one
+    line instead of a traceback."""
+    base_url = _api_url(api_url)
+    try:
+        with httpx.Client(base_url=base_url, timeout=timeout_s) as client:
+            yield client
+    except httpx.TransportError as exc:
+        err_console.print(f"[red]cannot reach the API at {base_url}: {exc or type(exc).__name__}")
+        raise typer.Exit(EXIT_FAILED) from exc
+    except ApiFailure as exc:
+        err_console.print(f"[red]{exc}")
+        raise typer.Exit(exc.exit_code) from exc
+
+
+def _checked(response: httpx.Response) -> Any:
+    """The decoded JSON body of a 2xx answer; ApiFailure with the API's message otherwise."""
+    if response.is_success:
+        return response.json()
+    try:
+        message = response.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = response.text[:200] or response.reason_phrase
+    raise ApiFailure(
+        f"{response.request.method} {response.url.path}: {response.status_code} {message}"
+    )
+
+
+# Checking the file before it is sent -------------------------------------------------------
+
+
+def validate_jsonl(data: bytes) -> list[dict[str, Any]]:
+    """The server's checks that do not depend on its configuration: each line a JSON object
+    of the batch job schema with a unique custom_id and params within the kind's bounds.
+    Returns [{"line", "field", "message"}], empty when the file looks acceptable; the
+    server's answer stays authoritative (models, size limits)."""
+    errors: list[dict[str, Any]] = []
+    first_line: dict[str, int] = {}
+    for number, raw in enumerate(data.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        value, problems = _decode_line(number, raw)
+        errors += problems
+        if value is None:
+            continue
+        custom_id = value.get("custom_id")
+        if custom_id is None:
+            errors.append(_line_error(number, "custom_id", "is required in a JSONL batch"))
+        elif isinstance(custom_id, str) and first_line.setdefault(custom_id, number) != number:
+            message = f"duplicates the custom_id of line {first_line[custom_id]}"
+            errors.append(_line_error(number, "custom_id", message))
+    if not errors and not first_line:
+        errors.append(_line_error(0, "jobs", "the batch has no jobs"))
+    return errors
+
+
+def _decode_line(number: int, raw: bytes) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The line's JSON object (None when it is not one) and what is wrong with it as a job."""
+    # Imported here: `aigc batch status` and friends need none of this.
+    from api.errors import validation_errors
+    from api.schemas import BatchJobCreate
+    from models.params import PARAMS_BY_KIND
+
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None, [_line_error(number, "line", "is not valid UTF-8")]
+    except json.JSONDecodeError as exc:
+        message = f"is not valid JSON: {exc.msg} at column {exc.colno}"
+        return None, [_line_error(number, "line", message)]
+    if not isinstance(value, dict):
+        return None, [_line_error(number, "line", "must be a JSON object")]
+    try:
+        job = BatchJobCreate.model_validate(value)
+        # A kind's bounds are the same whichever model runs it; only defaults differ.
+        PARAMS_BY_KIND[job.kind].model_validate(job.params or {})
+    except ValidationError as exc:
+        prefix = "params." if exc.title in {p.__name__ for p in PARAMS_BY_KIND.values()} else ""
+        errors = validation_errors(list(exc.errors()), prefix=prefix)
+        return value, [_line_error(number, e["field"], e["message"]) for e in errors]
+    return value, []
+
+
+def _line_error(line: int, field: str, message: str) -> dict[str, Any]:
+    return {"line": line, "field": field, "message": message}
+
+
+def _print_line_errors(errors: list[dict[str, Any]], total: int | None = None) -> None:
+    total = len(errors) if total is None else total
+    err_console.print(f"[red]{total} error(s); nothing was submitted:")
+    for error in errors[:MAX_LINE_ERRORS_SHOWN]:
+        where = f"line {error['line']}" if error.get("line") else "batch"
+        err_console.print(f"  {where}: {error['field']}: {error['message']}", markup=False)
+    if total > MAX_LINE_ERRORS_SHOWN:
+        err_console.print(f"  ... and {total - MAX_LINE_ERRORS_SHOWN} more")
+
+
+# submit ------------------------------------------------------------------------------------
+
+
+@batch_app.command()
+def submit(
+    file: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, readable=True, help="JSONL, one job a line."),
+    ],
+    priority: Annotated[
+        str | None,
+        typer.Option(help="high, normal or low; unset, the server's default for batches (low)."),
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="Follow the batch until it finishes.")] = False,
+    api_url: ApiUrl = None,
+) -> None:
+    """Check FILE line by line, submit it as one batch, print the batch id.
+
+    A bad line stops everything before submitting (exit 2). With --wait, show progress until
+    the batch finishes: exit 0 when every job succeeded, 1 otherwise."""
+    if priority is not None and priority not in PRIORITIES:
+        raise typer.BadParameter(f"choose from {', '.join(PRIORITIES)}", param_hint="--priority")
+    data = file.read_bytes()
+    errors = validate_jsonl(data)
+    if errors:
+        _print_line_errors(errors)
+        raise typer.Exit(EXIT_INVALID)
+    with _api(api_url, timeout_s=SUBMIT_TIMEOUT_S) as client:
+        batch = _submit(client, data, priority)
+        console.print(batch["id"], highlight=False)
+        err_console.print(f"{batch['counts']['total']} jobs queued ({batch['priority']} priority)")
+        if not wait:
+            return
+        batch = _follow(client, batch)
+    _print_counts(batch)
+    if batch["status"] != "completed" or batch["counts"]["total"] != batch["counts"]["succeeded"]:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _submit(client: httpx.Client, data: bytes, priority: str | None) -> dict[str, Any]:
+    response = client.post(
+        "/v1/batches",
+        content=data,
+        params={"priority": priority} if priority else None,
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    if response.status_code == 422:
+        error = response.json().get("error", {})
+        if error.get("type") == "invalid_batch" and error.get("errors"):
+            # The server lists at most 1,000 bad lines; its message starts with the full count.
+            count = re.match(r"\d+", error.get("message", ""))
+            _print_line_errors(error["errors"], int(count.group()) if count else None)
+            raise typer.Exit(EXIT_INVALID)
+    return _checked(response)  # type: ignore[no-any-return]
+
+
+class _RateColumn(ProgressColumn):
+    """Jobs finished per second, over rich's recent-samples window."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.1f} jobs/s" if speed else "- jobs/s", style="progress.data.speed")
+
+
+def _follow(client: httpx.Client, batch: dict[str, Any]) -> dict[str, Any]:
+    """Poll the batch until it reaches a final status, with a live progress bar."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[red]{task.fields[failed]} failed"),
+        _RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err_console) as progress:
+        bar = progress.add_task(batch["status"], total=batch["counts"]["total"], failed=0)
+        while True:
+            counts = batch["counts"]
+            done = counts["succeeded"] + counts["failed"] + counts["canceled"]
+            progress.update(
+                bar, completed=done, description=batch["status"], failed=counts["failed"]
+            )
+            if batch["status"] in FINAL_STATUSES:
+                return batch
+            time.sleep(POLL_INTERVAL_S)
+            batch = _checked(client.get(f"/v1/batches/{batch['id']}"))
+
+
+def _print_counts(batch: dict[str, Any]) -> None:
+    counts = batch["counts"]
+    summary = ", ".join(
+        f"{counts[s]} {s}" for s in ("succeeded", "failed", "canceled") if counts[s]
+    )
+    style = "green" if counts["succeeded"] == counts["total"] else "red"
+    err_console.print(f"[{style}]batch {batch['id']} {batch['status']}: {summary or 'no jobs run'}")
+
+
+# status, cancel ----------------------------------------------------------------------------
+
+
+@batch_app.command()
+def status(
+    batch_id: Annotated[str, typer.Argument(help="The batch id.")], api_url: ApiUrl = None
+) -> None:
+    """The batch's status, job counts and timestamps."""
+    with _api(api_url) as client:
+        batch = _checked(client.get(f"/v1/batches/{batch_id}"))
+    console.print(_batch_table(batch))
+
+
+def _batch_table(batch: dict[str, Any]) -> Table:
+    table = Table(title=f"batch {batch['id']}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("status", batch["status"])
+    table.add_row("priority", batch["priority"])
+    for name, count in batch["counts"].items():
+        table.add_row(name, f"{count:,}")
+    for stamp in ("created_at", "started_at", "finished_at", "cancel_requested_at"):
+        table.add_row(stamp, batch.get(stamp) or "-")
+    return table
+
+
+@batch_app.command()
+def cancel(
+    batch_id: Annotated[str, typer.Argument(help="The batch id.")], api_url: ApiUrl = None
+) -> None:
+    """Cancel the batch: queued jobs never run, running ones stop at their next step."""
+    with _api(api_url) as client:
+        batch = _checked(client.post(f"/v1/batches/{batch_id}/cancel"))
+    console.print(f"batch {batch['id']} {batch['status']}")
+    console.print(_batch_table(batch))
+
+
+# results -----------------------------------------------------------------------------------
+
+
+@batch_app.command()
+def results(
+    batch_id: Annotated[str, typer.Argument(help="The batch id.")],
+    out: Annotated[
+        Path, typer.Option("-o", "--out", file_okay=False, help="Directory to write into.")
+    ],
+    api_url: ApiUrl = None,
+) -> None:
+    """Download the batch's results and artifacts into a directory.
+
+    Writes OUT/results.jsonl and each artifact as OUT/<line>-<custom_id>-<index>.<ext>.
+    Files already there with the right checksum are kept, so a rerun resumes."""
+    out.mkdir(parents=True, exist_ok=True)
+    results_path = out / "results.jsonl"
+    with _api(api_url) as client:
+        lines = _download_results(client, batch_id, results_path)
+        artifacts = [(line, artifact) for line in lines for artifact in line["artifacts"]]
+        with Progress(*_download_columns(), console=err_console) as progress:
+            bar = progress.add_task("artifacts", total=len(artifacts))
+            for line, artifact in artifacts:
+                _save_artifact(client, out / artifact_filename(line, artifact), artifact)
+                progress.advance(bar)
+    failed = sum(line["status"] != "succeeded" for line in lines)
+    console.print(f"{len(lines)} results in {results_path}, {len(artifacts)} artifacts in {out}")
+    if failed:
+        err_console.print(f"[red]{failed} job(s) did not succeed; see {results_path}")
+
+
+def _download_columns() -> tuple[ProgressColumn, ...]:
+    return (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+
+
+def _download_results(client: httpx.Client, batch_id: str, path: Path) -> list[dict[str, Any]]:
+    """Stream the results JSONL to `path` (via a temporary name, so a partial download never
+    passes for a whole one) and return its decoded lines."""
+    lines = []
+    partial = path.with_suffix(".jsonl.part")
+    with client.stream("GET", f"/v1/batches/{batch_id}/results") as response:
+        if not response.is_success:
+            response.read()
+            _checked(response)
+        with partial.open("w", encoding="utf-8") as f:
+            for text in response.iter_lines():
+                if text.strip():
+                    f.write(text + "\n")
+                    lines.append(json.loads(text))
+    partial.replace(path)
+    return lines
+
+
+def safe_name(custom_id: str | None) -> str:
+    """A custom_id made safe as part of a file name: no separators, no "..", bounded."""
+    name = re.sub(r"[^A-Za-z0-9._-]|\.\.", "_", custom_id or "")
+    name = re.sub(r"_+", "_", name).strip("._")[:MAX_NAME_CHARS]
+    return name or "job"
+
+
+def artifact_filename(line: dict[str, Any], artifact: dict[str, Any]) -> str:
+    extension = EXTENSIONS.get(artifact["mime_type"], "bin")
+    return f"{line['line']}-{safe_name(line['custom_id'])}-{artifact['index']}.{extension}"
+
+
+def _save_artifact(client: httpx.Client, path: Path, artifact: dict[str, Any]) -> None:
+    if path.exists() and _sha256(path.read_bytes()) == artifact["sha256"]:
+        return
+    # Text comes inline in the results: no request per text artifact.
+    if "text" in artifact:
+        data = artifact["text"].encode("utf-8")
+    else:
+        data = _fetch(client, artifact["url"])
+    if _sha256(data) != artifact["sha256"]:
+        raise ApiFailure(f"artifact {artifact['id']}: checksum mismatch; {path.name} not written")
+    path.write_bytes(data)
+
+
+def _fetch(client: httpx.Client, url: str) -> bytes:
+    response = client.get(url)
+    if not response.is_success:
+        _checked(response)
+    return response.content
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
