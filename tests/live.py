@@ -54,9 +54,11 @@ def isolated_broker(settings: Settings) -> Iterator[Settings]:
 
 
 @contextmanager
-def started_worker(settings: Settings, model_dir: Path, kinds: str = "text") -> Iterator[None]:
+def started_worker(
+    settings: Settings, model_dir: Path, kinds: str = "text", **extra_env: str
+) -> Iterator[None]:
     """A real `aigc worker` process on these settings, stopped (warm shutdown) on exit."""
-    env = dict(os.environ)
+    env = dict(os.environ, **extra_env)
     env.update(
         AIGC_DATABASE_URL=settings.database_url or "",
         AIGC_REDIS_URL=settings.redis_url or "",
