@@ -4,6 +4,7 @@ short leases so a dead worker's jobs come back within seconds."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -66,6 +67,31 @@ class FaultStack:
                 )
             ).all()
         return {job_id: count for job_id, count in rows}
+
+    def report(self, fault: str, submitted: int, fault_at: float) -> None:
+        """Append this fault's outcome to $AIGC_FAULT_REPORT (JSON lines) when it is set:
+        the figures behind the reliability table in the README."""
+        path = os.environ.get("AIGC_FAULT_REPORT")
+        if not path:
+            return
+        with self.engine.connect() as conn:
+            succeeded, last_finish = conn.execute(
+                sa.text(
+                    "SELECT count(*) FILTER (WHERE status = 'succeeded'),"
+                    " extract(epoch FROM max(finished_at)) FROM jobs"
+                )
+            ).one()
+            artifact_rows = conn.execute(sa.text("SELECT count(*) FROM artifacts")).scalar_one()
+        line = {
+            "fault": fault,
+            "submitted": submitted,
+            "succeeded": succeeded,
+            "duplicates": artifact_rows - succeeded,
+            "lost": submitted - succeeded,
+            "seconds_to_all_done_after_fault": round(float(last_finish) - fault_at, 1),
+        }
+        with open(path, "a") as out:
+            out.write(json.dumps(line) + "\n")
 
     def stored_artifacts_match_rows(self) -> bool:
         """Every artifact row's bytes are in the store with the recorded sha256."""

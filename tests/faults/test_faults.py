@@ -58,9 +58,11 @@ def test_kill_9_mid_job_then_another_worker_runs_it_once(fault_stack: FaultStack
     fault_stack.start_worker("worker-a")
     job = submit(fault_stack.client, kind="image", prompt="lighthouse", params=SLOW_IMAGE)
     wait_for_job(fault_stack.client, job["id"], timeout_s=120, until={"running"})
+    fault_at = time.time()
     fault_stack.kill("worker-a")
     fault_stack.start_worker("worker-b")
     done = wait_for_job(fault_stack.client, job["id"], timeout_s=120)
+    fault_stack.report("kill -9 a worker mid-job", 1, fault_at)
     assert done["status"] == "succeeded"
     assert done["attempts"] == 2
     assert len(done["artifacts"]) == 1
@@ -71,9 +73,11 @@ def test_kill_9_mid_batch_every_job_succeeds_once(fault_stack: FaultStack) -> No
     fault_stack.start_worker("worker-a", kinds="text")
     batch = text_batch(fault_stack, 200)
     wait_for_succeeded(fault_stack, batch["id"], at_least=20)
+    fault_at = time.time()
     fault_stack.kill("worker-a")
     fault_stack.start_worker("worker-b", kinds="text")
     final = wait_for_batch(fault_stack.client, batch["id"], timeout_s=180)
+    fault_stack.report("kill -9 a worker mid-batch (200 jobs)", 200, fault_at)
     assert final["status"] == "completed"
     assert final["counts"]["succeeded"] == 200
     assert_exactly_once(fault_stack, 200)
@@ -83,6 +87,7 @@ def test_broker_stopped_during_a_batch_then_restarted(fault_stack: FaultStack) -
     fault_stack.start_worker("worker", kinds="text")
     first = text_batch(fault_stack, 120)
     wait_for_succeeded(fault_stack, first["id"], at_least=10)
+    fault_at = time.time()
     fault_stack.valkey.stop()
     # Accepted while the broker is down: stored, answered at once, published later.
     second = text_batch(fault_stack, 30)
@@ -92,6 +97,7 @@ def test_broker_stopped_during_a_batch_then_restarted(fault_stack: FaultStack) -
     for batch in (first, second):
         final = wait_for_batch(fault_stack.client, batch["id"], timeout_s=180)
         assert final["counts"]["succeeded"] == final["counts"]["total"]
+    fault_stack.report("broker stopped 2 s mid-batch (+30 jobs sent meanwhile)", 150, fault_at)
     assert_exactly_once(fault_stack, 150)
 
 
@@ -99,8 +105,12 @@ def test_broker_emptied_with_flushall_during_a_batch(fault_stack: FaultStack) ->
     fault_stack.start_worker("worker", kinds="text")
     batch = text_batch(fault_stack, 150)
     wait_for_succeeded(fault_stack, batch["id"], at_least=10)
+    fault_at = time.time()
     redis.Redis.from_url(fault_stack.env["AIGC_REDIS_URL"]).flushall()
+    # Jobs were still waiting: only the dispatcher's republishing can finish them now.
+    assert fault_stack.statuses().get("queued", 0) > 0
     final = wait_for_batch(fault_stack.client, batch["id"], timeout_s=180)
+    fault_stack.report("broker emptied with FLUSHALL mid-batch", 150, fault_at)
     assert final["counts"]["succeeded"] == 150
     assert_exactly_once(fault_stack, 150)
 
@@ -109,6 +119,7 @@ def test_database_stopped_during_a_batch(fault_stack: FaultStack) -> None:
     fault_stack.start_worker("worker", kinds="text")
     batch = text_batch(fault_stack, 120)
     wait_for_succeeded(fault_stack, batch["id"], at_least=10)
+    fault_at = time.time()
     fault_stack.postgres.stop()
     try:
         response = fault_stack.client.get(f"/v1/batches/{batch['id']}")
@@ -118,6 +129,7 @@ def test_database_stopped_during_a_batch(fault_stack: FaultStack) -> None:
     finally:
         fault_stack.postgres.start()
     final = wait_for_batch(fault_stack.client, batch["id"], timeout_s=180)
+    fault_stack.report("PostgreSQL stopped 3 s mid-batch", 120, fault_at)
     assert final["counts"]["succeeded"] == 120
     assert_exactly_once(fault_stack, 120)
 
@@ -135,6 +147,7 @@ def test_same_message_delivered_twice_runs_once(fault_stack: FaultStack) -> None
     while broker.llen("text.normal") or broker.hlen("unacked"):
         assert time.monotonic() < deadline
         time.sleep(0.1)
+    fault_stack.report("the same message delivered twice", 1, time.time())
     assert done["attempts"] == 1
     assert fault_stack.client.get(f"/v1/jobs/{job_id}").json()["attempts"] == 1
     assert_exactly_once(fault_stack, 1)
@@ -144,11 +157,13 @@ def test_sigterm_mid_batch_exits_cleanly_and_every_job_completes(fault_stack: Fa
     worker = fault_stack.start_worker("worker-a", kinds="text")
     batch = text_batch(fault_stack, 160)
     wait_for_succeeded(fault_stack, batch["id"], at_least=20)
+    fault_at = time.time()
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=60) == 0
     # It finished or handed back what it held: nothing is left running.
     assert fault_stack.statuses().get("running", 0) == 0
     fault_stack.start_worker("worker-b", kinds="text")
     final = wait_for_batch(fault_stack.client, batch["id"], timeout_s=180)
+    fault_stack.report("SIGTERM a worker mid-batch, then start another", 160, fault_at)
     assert final["counts"]["succeeded"] == 160
     assert_exactly_once(fault_stack, 160)
