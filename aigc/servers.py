@@ -7,6 +7,7 @@ spawns get their URLs through AIGC_DATABASE_URL and AIGC_REDIS_URL.
 from __future__ import annotations
 
 import logging
+import socket
 import warnings
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -101,3 +102,19 @@ class EmbeddedValkey(AbstractContextManager["EmbeddedValkey"]):
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def port_open(host: str, port: int) -> bool:
+    """Whether something accepts TCP connections there (a local PostgreSQL or Redis)."""
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

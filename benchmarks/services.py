@@ -5,7 +5,6 @@ ones; dropped or stopped afterwards."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ import redis
 import sqlalchemy as sa
 
 from aigc.cli.stack import spawn, stop_process, wait_for_http
-from aigc.servers import EmbeddedPostgres, EmbeddedValkey
+from aigc.servers import EmbeddedPostgres, EmbeddedValkey, free_port, port_open
 from db.migrate import upgrade
 
 LOCAL_POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -60,20 +59,6 @@ class Services:
         client = redis.Redis.from_url(self.redis_url)
         client.flushdb()
         client.close()
-
-
-def port_open(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

@@ -5,16 +5,16 @@ from empty tables and an empty Redis database."""
 from __future__ import annotations
 
 import os
-import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 import sqlalchemy as sa
 
-from aigc.servers import EmbeddedPostgres, EmbeddedValkey
+from aigc import servers
+from aigc.servers import EmbeddedPostgres, EmbeddedValkey, port_open
 from aigc.settings import Settings
 from db.migrate import upgrade
 
@@ -26,14 +26,6 @@ LOCAL_REDIS = ("127.0.0.1", 6379)
 TEST_REDIS_DB = int(os.environ.get("AIGC_TEST_REDIS_DB", "11"))
 
 
-def _port_open(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 def _use_embedded() -> bool:
     return os.environ.get("AIGC_TEST_EMBEDDED") == "1"
 
@@ -41,7 +33,7 @@ def _use_embedded() -> bool:
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A fresh, migrated database for this test session."""
-    if not _use_embedded() and _port_open("127.0.0.1", 5432):
+    if not _use_embedded() and port_open("127.0.0.1", 5432):
         name = f"aigc_test_{uuid.uuid4().hex[:8]}"
         admin = sa.create_engine(LOCAL_POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
@@ -60,23 +52,18 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not _use_embedded() and _port_open(*LOCAL_REDIS):
+    if not _use_embedded() and port_open(*LOCAL_REDIS):
         yield f"redis://{LOCAL_REDIS[0]}:{LOCAL_REDIS[1]}/{TEST_REDIS_DB}"
     else:
-        port = _free_port()
+        port = servers.free_port()
         with EmbeddedValkey(tmp_path_factory.mktemp("valkey"), port) as server:
             yield server.url
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
-def free_port() -> object:
-    return _free_port
+def free_port() -> Callable[[], int]:
+    """A function giving a TCP port nothing listens on."""
+    return servers.free_port
 
 
 @pytest.fixture(scope="session")

@@ -19,17 +19,24 @@ FINAL = {"succeeded", "failed", "canceled"}
 BATCH_FINAL = {"completed", "failed", "canceled"}
 
 
-def wait_for_job(
-    client: httpx.Client, job_id: str, timeout_s: float = 120.0, until: set[str] = FINAL
+def _wait_for_status(
+    client: httpx.Client, path: str, until: Iterable[str], timeout_s: float
 ) -> dict[str, Any]:
+    """Poll `path` until its `status` is one of `until`; fail the test after timeout_s."""
     deadline = time.monotonic() + timeout_s
     while True:
-        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").raise_for_status().json()
-        if job["status"] in until:
-            return job
+        body: dict[str, Any] = client.get(path).raise_for_status().json()
+        if body["status"] in until:
+            return body
         if time.monotonic() > deadline:
-            raise AssertionError(f"job {job_id} still {job['status']} after {timeout_s}s")
+            raise AssertionError(f"{path} still {body['status']} after {timeout_s}s")
         time.sleep(0.1)
+
+
+def wait_for_job(
+    client: httpx.Client, job_id: str, timeout_s: float = 120.0, until: Iterable[str] = FINAL
+) -> dict[str, Any]:
+    return _wait_for_status(client, f"/v1/jobs/{job_id}", until, timeout_s)
 
 
 def submit(client: httpx.Client, **body: Any) -> dict[str, Any]:
@@ -79,11 +86,4 @@ def wait_for_batch(
     timeout_s: float = 120.0,
     until: Iterable[str] = BATCH_FINAL,
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        batch: dict[str, Any] = client.get(f"/v1/batches/{batch_id}").raise_for_status().json()
-        if batch["status"] in until:
-            return batch
-        if time.monotonic() > deadline:
-            raise AssertionError(f"batch {batch_id} still {batch['status']} after {timeout_s}s")
-        time.sleep(0.1)
+    return _wait_for_status(client, f"/v1/batches/{batch_id}", until, timeout_s)
