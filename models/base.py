@@ -45,6 +45,8 @@ class Generator(ABC, Generic[ParamsT]):
     """
 
     kind: ClassVar[Kind]
+    # Whether it keeps weights in (GPU) memory: only those count against a worker's cache.
+    holds_weights: ClassVar[bool] = True
 
     def __init__(self, source: str, device: str | None = None) -> None:
         self.source = source

@@ -13,6 +13,7 @@ from models.progress import raise_if_canceled
 
 class EchoGenerator(Generator[TextParams]):
     kind: ClassVar[Kind] = "text"
+    holds_weights: ClassVar[bool] = False
 
     def load(self) -> None:
         """Nothing to load."""

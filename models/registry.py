@@ -13,6 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from models.base import Generator
 from models.params import PARAMS_BY_KIND, Kind, _Params
 
 TINY_PREFIX = "tiny-"
@@ -146,6 +147,6 @@ def custom_spec(name: str, kind: Kind) -> ModelSpec:
     )
 
 
-def import_generator_class(spec: ModelSpec) -> type:
+def import_generator_class(spec: ModelSpec) -> type[Generator]:  # type: ignore[type-arg]
     module_name, _, class_name = spec.generator.partition(":")
     return getattr(importlib.import_module(module_name), class_name)  # type: ignore[no-any-return]

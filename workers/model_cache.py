@@ -12,7 +12,7 @@ from pathlib import Path
 
 from models.base import Generator
 from models.loading import load_generator
-from models.registry import ModelSpec
+from models.registry import ModelSpec, import_generator_class
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +32,22 @@ class ModelCache:
             if generator is not None:
                 self._loaded.move_to_end(spec.name)
                 return generator
-            while len(self._loaded) >= self.capacity:
-                evicted, _ = self._loaded.popitem(last=False)
-                log.info("evicting model %s", evicted)
-                release_device_memory()
+            # Room first: the evicted model's memory is free before the new one loads.
+            if import_generator_class(spec).holds_weights:
+                self._make_room()
             started = time.perf_counter()
             generator = load_generator(spec, self.model_dir)
             log.info("loaded model %s in %.2fs", spec.name, time.perf_counter() - started)
             self._loaded[spec.name] = generator
             return generator
+
+    def _make_room(self) -> None:
+        """Evict the least recently used models that hold weights until one more fits."""
+        while sum(g.holds_weights for g in self._loaded.values()) >= self.capacity:
+            evicted = next(name for name, g in self._loaded.items() if g.holds_weights)
+            del self._loaded[evicted]
+            log.info("evicting model %s", evicted)
+            release_device_memory()
 
     def __contains__(self, name: str) -> bool:
         return name in self._loaded

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from models.registry import ECHO, TINY_AUDIO, TINY_TEXT
+from models.registry import ECHO, TINY_AUDIO, TINY_IMAGE, TINY_TEXT
 from workers.model_cache import ModelCache
 
 
@@ -17,9 +17,16 @@ def test_second_use_reuses_the_loaded_model(tiny_models: Path) -> None:
 def test_least_recently_used_model_is_evicted(tiny_models: Path) -> None:
     cache = ModelCache(tiny_models, capacity=2)
     text = cache.get(TINY_TEXT)
-    cache.get(ECHO)
-    cache.get(TINY_TEXT)  # text is now the most recently used
     cache.get(TINY_AUDIO)
-    assert TINY_TEXT.name in cache and TINY_AUDIO.name in cache
-    assert ECHO.name not in cache
+    cache.get(TINY_TEXT)  # text is now the most recently used
+    cache.get(TINY_IMAGE)
+    assert TINY_TEXT.name in cache and TINY_IMAGE.name in cache
+    assert TINY_AUDIO.name not in cache
     assert cache.get(TINY_TEXT) is text
+
+
+def test_echo_holds_no_weights_and_takes_no_room(tiny_models: Path) -> None:
+    cache = ModelCache(tiny_models, capacity=1)
+    cache.get(TINY_TEXT)
+    cache.get(ECHO)
+    assert TINY_TEXT.name in cache and ECHO.name in cache
