@@ -40,6 +40,9 @@ bench: install  ## the benchmarks (a few minutes); JSON on stdout and in bench-r
 bench-quick: install  ## the benchmarks at smaller sizes, in about a minute
 	HF_HUB_OFFLINE=1 $(BIN)/python -m benchmarks --quick
 
+test-slow: install  ## the long fault-test variants (2,000-job batches)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m slow -ra
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -17,7 +17,7 @@ from tests.live import submit, wait_for_batch, wait_for_job
 from workers.celery_app import create_celery_app
 from workers.dispatch import JobRef, chunk_jobs, publish_chunks
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(900)
 
 # Long enough to be caught mid-run: a few seconds per job on this machine.
 SLOW_IMAGE = {"width": 512, "height": 512, "steps": 30, "seed": 1}
@@ -69,18 +69,23 @@ def test_kill_9_mid_job_then_another_worker_runs_it_once(fault_stack: FaultStack
     assert_exactly_once(fault_stack, 1)
 
 
-def test_kill_9_mid_batch_every_job_succeeds_once(fault_stack: FaultStack) -> None:
+# The long variants run with `pytest -m slow` (make test leaves them out).
+BATCH_SIZES = [200, pytest.param(2000, marks=pytest.mark.slow)]
+
+
+@pytest.mark.parametrize("jobs", BATCH_SIZES)
+def test_kill_9_mid_batch_every_job_succeeds_once(fault_stack: FaultStack, jobs: int) -> None:
     fault_stack.start_worker("worker-a", kinds="text")
-    batch = text_batch(fault_stack, 200)
+    batch = text_batch(fault_stack, jobs)
     wait_for_succeeded(fault_stack, batch["id"], at_least=20)
     fault_at = time.time()
     fault_stack.kill("worker-a")
     fault_stack.start_worker("worker-b", kinds="text")
-    final = wait_for_batch(fault_stack.client, batch["id"], timeout_s=180)
-    fault_stack.report("kill -9 a worker mid-batch (200 jobs)", 200, fault_at)
+    final = wait_for_batch(fault_stack.client, batch["id"], timeout_s=600)
+    fault_stack.report(f"kill -9 a worker mid-batch ({jobs} jobs)", jobs, fault_at)
     assert final["status"] == "completed"
-    assert final["counts"]["succeeded"] == 200
-    assert_exactly_once(fault_stack, 200)
+    assert final["counts"]["succeeded"] == jobs
+    assert_exactly_once(fault_stack, jobs)
 
 
 def test_broker_stopped_during_a_batch_then_restarted(fault_stack: FaultStack) -> None:
@@ -101,18 +106,19 @@ def test_broker_stopped_during_a_batch_then_restarted(fault_stack: FaultStack) -
     assert_exactly_once(fault_stack, 150)
 
 
-def test_broker_emptied_with_flushall_during_a_batch(fault_stack: FaultStack) -> None:
+@pytest.mark.parametrize("jobs", [150, pytest.param(2000, marks=pytest.mark.slow)])
+def test_broker_emptied_with_flushall_during_a_batch(fault_stack: FaultStack, jobs: int) -> None:
     fault_stack.start_worker("worker", kinds="text")
-    batch = text_batch(fault_stack, 150)
+    batch = text_batch(fault_stack, jobs)
     wait_for_succeeded(fault_stack, batch["id"], at_least=10)
     fault_at = time.time()
     redis.Redis.from_url(fault_stack.env["AIGC_REDIS_URL"]).flushall()
     # Jobs were still waiting: only the dispatcher's republishing can finish them now.
     assert fault_stack.statuses().get("queued", 0) > 0
-    final = wait_for_batch(fault_stack.client, batch["id"], timeout_s=180)
-    fault_stack.report("broker emptied with FLUSHALL mid-batch", 150, fault_at)
-    assert final["counts"]["succeeded"] == 150
-    assert_exactly_once(fault_stack, 150)
+    final = wait_for_batch(fault_stack.client, batch["id"], timeout_s=600)
+    fault_stack.report(f"broker emptied with FLUSHALL mid-batch ({jobs} jobs)", jobs, fault_at)
+    assert final["counts"]["succeeded"] == jobs
+    assert_exactly_once(fault_stack, jobs)
 
 
 def test_database_stopped_during_a_batch(fault_stack: FaultStack) -> None:
