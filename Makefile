@@ -11,7 +11,7 @@ TORCH_INDEX_URL ?=
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo up test test-embedded bench bench-quick lint format clean
+.PHONY: install demo up test test-embedded test-slow bench bench-quick lint format clean
 
 $(STAMP): pyproject.toml Makefile
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required"; exit 1; }
