@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from aigc.ids import uuid7
-from db.tables import JOB_STATUSES, Batch, Job
+from db.tables import ACTIVE_STATUSES, JOB_STATUSES, Batch, Job
 
 COPY_COLUMNS = (
     "id", "kind", "model", "prompt", "params", "status", "priority",
@@ -149,7 +149,7 @@ def cancel_batch(session: Session, batch_id: uuid.UUID) -> int:
     )
     result = session.execute(
         update(Job)
-        .where(Job.batch_id == batch_id, Job.status.in_(("queued", "running")))
+        .where(Job.batch_id == batch_id, Job.status.in_(ACTIVE_STATUSES))
         .values(status="canceled", finished_at=func.now())
     )
     return result.rowcount  # type: ignore[attr-defined,no-any-return]

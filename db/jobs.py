@@ -12,7 +12,7 @@ from sqlalchemy import and_, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session, selectinload
 
 from aigc.ids import uuid7
-from db.tables import ARTIFACT_FACTS, Artifact, Job
+from db.tables import ACTIVE_STATUSES, ARTIFACT_FACTS, Artifact, Job
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def cancel_job(session: Session, job_id: uuid.UUID) -> bool:
     """
     result = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status.in_(("queued", "running")))
+        .where(Job.id == job_id, Job.status.in_(ACTIVE_STATUSES))
         .values(status="canceled", finished_at=func.now())
     )
     return result.rowcount == 1  # type: ignore[attr-defined]

@@ -56,5 +56,3 @@ PARAMS_BY_KIND: dict[Kind, type[_Params]] = {
     "image": ImageParams,
     "audio": AudioParams,
 }
-
-AnyParams = TextParams | ImageParams | AudioParams
