@@ -10,10 +10,9 @@ from typing import Any
 from celery import Celery
 from sqlalchemy.orm import Session
 
-from aigc.catalog import Catalog
 from aigc.settings import Settings
 from api.errors import ApiError
-from api.validation import InvalidJob, ValidJob, parse_batch_job
+from api.validation import InvalidJob, ValidJob
 from db.batches import NewJob, create_batch
 from db.tables import Batch
 from workers.dispatch import JobRef, chunk_jobs, publish_chunks
@@ -47,38 +46,43 @@ class LineErrors:
         )
 
 
-def _batch_error(message: str) -> ApiError:
+def _whole_batch_error(field: str, message: str) -> ApiError:
+    # Line 0: the batch as a whole.
     return ApiError(
-        422, "invalid_batch", message, [{"line": 0, "field": "jobs", "message": message}]
+        422, "invalid_batch", message, [{"line": 0, "field": field, "message": message}]
     )
 
 
 def validate_lines(
     items: Sequence[tuple[int, Any]],
-    catalog: Catalog,
+    parse: Callable[[Any], ValidJob],
     settings: Settings,
     *,
     require_custom_id: bool,
+    whole_field: str = "jobs",
 ) -> list[ValidJob]:
-    """Every (line number, decoded JSON) checked; raises one 422 listing every bad line."""
+    """Every (line number, decoded JSON) parsed into a job; raises one 422 listing every bad
+    line. `parse` raises InvalidJob naming the fields that are wrong; `whole_field` names
+    what an error about the batch as a whole points at."""
     if not items:
-        raise _batch_error("the batch has no jobs")
+        raise _whole_batch_error(whole_field, "the batch has no jobs")
     if len(items) > settings.max_batch_jobs:
-        raise _batch_error(
-            f"the batch has {len(items)} jobs; at most {settings.max_batch_jobs} are accepted"
+        raise _whole_batch_error(
+            whole_field,
+            f"the batch has {len(items)} jobs; at most {settings.max_batch_jobs} are accepted",
         )
     errors = LineErrors()
     jobs: list[ValidJob] = []
     seen_custom_ids: dict[str, int] = {}
     for line, raw in items:
         try:
-            job = parse_batch_job(raw, catalog, settings)
+            job = parse(raw)
         except InvalidJob as exc:
             for error in exc.errors:
                 errors.add(line, error["field"], error["message"])
             continue
         if job.custom_id is None and require_custom_id:
-            errors.add(line, "custom_id", "is required in a JSONL batch")
+            errors.add(line, "custom_id", "is required")
         elif job.custom_id is not None:
             first = seen_custom_ids.setdefault(job.custom_id, line)
             if first != line:

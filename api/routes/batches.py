@@ -41,6 +41,7 @@ from api.schemas import (
     Priority,
 )
 from api.serialize import job_public
+from api.validation import parse_batch_job
 from db import batches as batch_queries
 from db import jobs as job_queries
 from db.tables import JOB_STATUSES, Batch, Job
@@ -104,7 +105,7 @@ def render_batch(
 ) -> dict[str, Any]:
     """The batch in the shape of the API that created it."""
     if batch.api == "openai":
-        from api.openai_batches import openai_batch_object
+        from api.openai.batches import openai_batch_object
 
         return openai_batch_object(request, session, batch, counts)
     return batch_public(batch, counts).model_dump(mode="json")
@@ -192,7 +193,10 @@ def _create(
 ) -> dict[str, Any]:
     if content_type in JSONL_TYPES:
         jobs = validate_lines(
-            jsonl_lines(body, settings), catalog, settings, require_custom_id=True
+            jsonl_lines(body, settings),
+            lambda raw: parse_batch_job(raw, catalog, settings),
+            settings,
+            require_custom_id=True,
         )
         batch = accept_batch(
             session, celery, settings, jobs=jobs, priority=priority, metadata={},
@@ -204,7 +208,7 @@ def _create(
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ApiError(422, "invalid_request", f"the body is not valid JSON: {exc}") from exc
         if isinstance(payload, dict) and "input_file_id" in payload:
-            from api.openai_batches import create_openai_batch
+            from api.openai.batches import create_openai_batch
 
             return create_openai_batch(
                 request, payload, session, settings, catalog, celery, before_commit
@@ -216,7 +220,12 @@ def _create(
             message = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
             raise ApiError(422, "invalid_request", message, errors) from exc
         items = list(enumerate(create.jobs, start=1))
-        jobs = validate_lines(items, catalog, settings, require_custom_id=False)
+        jobs = validate_lines(
+            items,
+            lambda raw: parse_batch_job(raw, catalog, settings),
+            settings,
+            require_custom_id=False,
+        )
         batch = accept_batch(
             session,
             celery,
