@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from aigc.settings import Settings
 from api.errors import ApiError
 from api.validation import InvalidJob, ValidJob
-from db.batches import NewJob, create_batch
+from db.batches import create_batch
 from db.tables import Batch
 from workers.dispatch import JobRef, chunk_jobs, publish_chunks
 
@@ -137,17 +137,7 @@ def accept_batch(
     record goes in with it)."""
     batch, job_ids = create_batch(
         session,
-        jobs=[
-            NewJob(
-                kind=job.kind,
-                model=job.model,
-                prompt=job.prompt,
-                params=job.params,
-                metadata=job.metadata,
-                custom_id=job.custom_id,
-            )
-            for job in jobs
-        ],
+        jobs=jobs,
         priority=priority,
         metadata=metadata,
         api=api,

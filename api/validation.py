@@ -13,6 +13,7 @@ from aigc.catalog import Catalog, UnknownModel
 from aigc.settings import Settings
 from api.errors import validation_errors
 from api.schemas import BatchJobCreate, JobCreate
+from db.batches import NewJob
 
 
 class InvalidJob(Exception):
@@ -24,16 +25,11 @@ class InvalidJob(Exception):
 
 
 @dataclass(frozen=True)
-class ValidJob:
-    """A request that passed every check, with the model resolved and defaults applied."""
+class ValidJob(NewJob):
+    """A request that passed every check, with the model resolved and defaults applied: a
+    job ready to store. (In a batch, the batch's priority applies.)"""
 
-    kind: str
-    model: str
-    prompt: str
-    params: dict[str, Any]
-    metadata: dict[str, Any]
     priority: str = "normal"
-    custom_id: str | None = None
 
 
 def _field_error(field: str, message: str) -> InvalidJob:

@@ -23,6 +23,8 @@ COPY_COLUMNS = (
 
 @dataclass(frozen=True)
 class NewJob:
+    """A job to insert with its batch."""
+
     kind: str
     model: str
     prompt: str
