@@ -46,7 +46,8 @@ class EmbeddedPostgres(AbstractContextManager["EmbeddedPostgres"]):
             self._server.cleanup()
             # pgserver stops the server only when no other process it counted still holds
             # it, and never forgets a process that was killed: the launcher is the owner.
-            self._server.stop()
+            if (self.data_dir / "postmaster.pid").exists():
+                self._server.stop()
             self._server = None
 
     def __enter__(self) -> EmbeddedPostgres:
