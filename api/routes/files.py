@@ -3,7 +3,6 @@ error files of OpenAI-style batches."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -93,30 +92,12 @@ def save_file(
     )
 
 
-def _too_large(limit: int) -> ApiError:
-    return ApiError(413, "payload_too_large", f"the body is over {limit} bytes")
-
-
-async def _bounded_stream(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
-    # Counted as it arrives, so an oversized upload is refused without being spooled whole.
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit:
-            raise _too_large(limit)
-        yield chunk
-
-
-async def _read_form(request: Request, limit: int) -> FormData:
+async def _read_form(request: Request) -> FormData:
+    # The body's size is bounded as it arrives by api.limits.BodySizeLimit (413).
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
         raise invalid("file", "upload the file as multipart/form-data")
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    parser = MultiPartParser(
-        request.headers, _bounded_stream(request, limit), max_files=1, max_fields=10
-    )
+    parser = MultiPartParser(request.headers, request.stream(), max_files=1, max_fields=10)
     try:
         return await parser.parse()
     except MultiPartException as exc:
@@ -171,7 +152,7 @@ async def upload_file(
     request: Request, session: SessionDep, settings: SettingsDep, store: StoreDep
 ) -> FileObject:
     """Upload a file (multipart: `file`, `purpose=batch`), up to the batch size limit."""
-    form = await _read_form(request, settings.max_batch_bytes)
+    form = await _read_form(request)
     try:
         _check_fields(form)
         purpose = _purpose(form)
