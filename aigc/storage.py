@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Protocol
+
+# What a store takes: bytes, or a binary file to copy from.
+Content = bytes | BinaryIO
+COPY_BUFFER_BYTES = 1024 * 1024
 
 
 class InvalidKey(ValueError):
@@ -15,10 +20,11 @@ class InvalidKey(ValueError):
 
 
 class ArtifactStore(Protocol):
-    def put(self, key: str, data: bytes) -> None:
-        """Store bytes under key atomically: readers see all of them or nothing."""
+    def put(self, key: str, data: Content) -> None:
+        """Store bytes (or a binary file's contents, read from its current position) under key
+        atomically: readers see all of them or nothing."""
 
-    def put_many(self, items: Iterable[tuple[str, bytes]]) -> None:
+    def put_many(self, items: Iterable[tuple[str, Content]]) -> None:
         """Store several objects, each atomically; all are durable when this returns."""
 
     def open(self, key: str) -> BinaryIO: ...
@@ -84,10 +90,10 @@ class LocalStore:
             raise InvalidKey(f"storage key {key!r} leaves the store")
         return path
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: Content) -> None:
         self.put_many([(key, data)])
 
-    def put_many(self, items: Iterable[tuple[str, bytes]]) -> None:
+    def put_many(self, items: Iterable[tuple[str, Content]]) -> None:
         written = [self._write(key, data) for key, data in items]
         # One flush of the filesystem for the lot instead of an fsync per file and folder:
         # a chunk's artifacts cost one disk round trip.
@@ -105,14 +111,18 @@ class LocalStore:
             self._known_dirs.add(directory)
         return directory
 
-    def _write(self, key: str, data: bytes) -> Path:
+    def _write(self, key: str, data: Content) -> Path:
         directory = self._directory_for(key)
         # The file itself is created by rename, which replaces a planted link, not follows it.
         path = directory / PurePosixPath(key).name
         fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as tmp:
-                tmp.write(data)
+                if isinstance(data, bytes):
+                    tmp.write(data)
+                else:
+                    # Large contents (result files, uploads) are copied, never held in memory.
+                    shutil.copyfileobj(data, tmp, COPY_BUFFER_BYTES)
             # Renamed into place complete: a reader never sees a partly written file.
             os.replace(tmp_name, path)
         except BaseException:

@@ -10,8 +10,8 @@ metadata under `openai`, so the result files can be rendered in the shape asked 
 from __future__ import annotations
 
 import base64
-import io
 import json
+import tempfile
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -44,6 +44,7 @@ from db.tables import Batch, Job
 
 PRIORITY = "low"  # the Batch API is for bulk work: interactive jobs go first, as for batches
 COMPLETION_WINDOW = timedelta(hours=24)
+SPOOL_BYTES = 8 * 1024 * 1024
 RESULTS_PAGE = 500  # jobs read per query while writing the result files
 # OpenAI's metadata limits.
 MAX_METADATA_PAIRS, MAX_METADATA_KEY_CHARS, MAX_METADATA_VALUE_CHARS = 16, 64, 512
@@ -217,30 +218,34 @@ def _write_result_files(request: Request, session: Session, batch: Batch) -> Non
     output_id = file_queries.new_file_id()
     if file_queries.claim_batch_output(session, batch.id, output_id):
         renderer = _Renderer(request, batch.endpoint or CHAT)
-        output, errors = io.BytesIO(), io.BytesIO()
-        for job in _finished_jobs(session, batch):
-            line, ok = renderer.line(job)
-            (output if ok else errors).write(json.dumps(line).encode() + b"\n")
         store = request.app.state.store
-        save_file(
-            session,
-            store,
-            file_id=output_id,
-            purpose="batch_output",
-            filename=f"batch_{batch.id}_output.jsonl",
-            data=output.getvalue(),
-        )
-        if errors.tell():
-            error_id = file_queries.new_file_id()
+        # Spilled to disk past a few MiB: 50,000 result lines never sit in memory at once.
+        with (
+            tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as output,
+            tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as errors,
+        ):
+            for job in _finished_jobs(session, batch):
+                line, ok = renderer.line(job)
+                (output if ok else errors).write(json.dumps(line).encode() + b"\n")
             save_file(
                 session,
                 store,
-                file_id=error_id,
+                file_id=output_id,
                 purpose="batch_output",
-                filename=f"batch_{batch.id}_error.jsonl",
-                data=errors.getvalue(),
+                filename=f"batch_{batch.id}_output.jsonl",
+                data=output,  # type: ignore[arg-type]
             )
-            file_queries.set_batch_error_file(session, batch.id, error_id)
+            if errors.tell():
+                error_id = file_queries.new_file_id()
+                save_file(
+                    session,
+                    store,
+                    file_id=error_id,
+                    purpose="batch_output",
+                    filename=f"batch_{batch.id}_error.jsonl",
+                    data=errors,  # type: ignore[arg-type]
+                )
+                file_queries.set_batch_error_file(session, batch.id, error_id)
         session.commit()
     # Either way the row now holds the ids: ours, or those of whoever wrote them first.
     session.refresh(batch)

@@ -3,6 +3,7 @@ error files of OpenAI-style batches."""
 
 from __future__ import annotations
 
+import os
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from aigc.storage import ArtifactStore
+from aigc.storage import ArtifactStore, Content
 from api.deps import SessionDep, SettingsDep, StoreDep
 from api.errors import ApiError, invalid, not_found
 from db import files as file_queries
@@ -76,18 +77,24 @@ def save_file(
     file_id: str,
     purpose: str,
     filename: str,
-    data: bytes,
+    data: Content,
 ) -> File:
-    """The bytes into the store, then the row in the caller's transaction: a failed insert
-    leaves only unreferenced bytes behind, never a row without bytes."""
+    """The bytes (or a file's contents) into the store, then the row in the caller's
+    transaction: a failed insert leaves only unreferenced bytes behind, never a row without
+    bytes."""
     key = storage_key(file_id)
+    if isinstance(data, bytes):
+        size = len(data)
+    else:
+        size = data.seek(0, os.SEEK_END)
+        data.seek(0)
     store.put(key, data)
     return file_queries.create_file(
         session,
         file_id=file_id,
         purpose=purpose,
         filename=filename,
-        size_bytes=len(data),
+        size_bytes=size,
         storage_key=key,
     )
 
@@ -133,7 +140,7 @@ def _check_fields(form: FormData) -> None:
 
 
 def _create_file(
-    session: Session, store: ArtifactStore, *, purpose: str, filename: str, data: bytes
+    session: Session, store: ArtifactStore, *, purpose: str, filename: str, data: Content
 ) -> FileObject:
     file = save_file(
         session,
@@ -157,12 +164,12 @@ async def upload_file(
         _check_fields(form)
         purpose = _purpose(form)
         upload, filename = _upload(form)
-        data = await upload.read()
+        # The upload is spooled to disk when large; it is copied into the store from there.
+        return await run_in_threadpool(
+            _create_file, session, store, purpose=purpose, filename=filename, data=upload.file
+        )
     finally:
         await form.close()
-    return await run_in_threadpool(
-        _create_file, session, store, purpose=purpose, filename=filename, data=data
-    )
 
 
 def _load_file(session: Session, file_id: str) -> File:
