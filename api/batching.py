@@ -144,7 +144,6 @@ def accept_batch(
         **openai_fields,
     )
     if before_commit is not None:
-        session.refresh(batch)  # server-side defaults such as created_at
         before_commit(batch)
     session.commit()
     refs = [

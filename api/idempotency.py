@@ -49,17 +49,18 @@ def fingerprint(*parts: bytes | str) -> str:
 def replay_if_seen(session: Session, request: IdempotentRequest, ttl_s: int) -> JSONResponse | None:
     """The stored response for this key, None when the key is new (or expired); a 422 when
     the key was used for a different request."""
-    row = session.scalar(
-        select(IdempotencyKey).where(
+    found = session.execute(
+        select(
+            IdempotencyKey,
+            IdempotencyKey.created_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, ttl_s),
+        ).where(
             IdempotencyKey.key == request.key,
             IdempotencyKey.route == request.route,
         )
-    )
-    if row is None:
+    ).first()
+    if found is None:
         return None
-    expired = session.scalar(
-        select(row.created_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, ttl_s))
-    )
+    row, expired = found
     if expired:
         session.execute(
             delete(IdempotencyKey).where(

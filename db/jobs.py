@@ -46,6 +46,7 @@ def create_job(
         priority=priority,
         status="queued",
         attempts=0,
+        artifacts=[],  # known empty: serializing the new job reads nothing back
     )
     session.add(job)
     session.flush()
@@ -272,11 +273,12 @@ def reap_expired_leases(session: Session, *, max_attempts: int) -> list[Job]:
     return sorted(requeued, key=lambda job: job.id)
 
 
-def stale_queued_jobs(session: Session, *, older_than_s: float, limit: int) -> Sequence[Job]:
+def stale_queued_jobs(session: Session, *, older_than_s: float, limit: int) -> Sequence[Any]:
     """Queued jobs no process has touched for a while, oldest first: the candidates for
-    republishing when the broker does not hold them."""
-    return session.scalars(
-        select(Job)
+    republishing when the broker does not hold them. Only what dispatch needs (id, kind,
+    model, priority) is read: the scan may cover tens of thousands of waiting jobs."""
+    return session.execute(
+        select(Job.id, Job.kind, Job.model, Job.priority)
         .where(
             Job.status == "queued",
             Job.queued_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_s),

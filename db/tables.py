@@ -49,6 +49,9 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 class Job(Base):
     __tablename__ = "jobs"
+    # Server-side defaults (created_at, queued_at) come back with the INSERT's RETURNING:
+    # a new job can be answered without reading it again.
+    __mapper_args__ = {"eager_defaults": True}
     __table_args__ = (
         CheckConstraint(_in("status", JOB_STATUSES), name="status"),
         CheckConstraint(_in("kind", ("text", "image", "audio")), name="kind"),
@@ -101,6 +104,7 @@ class Batch(Base):
     from its jobs, so finishing a job never contends on the batch row."""
 
     __tablename__ = "batches"
+    __mapper_args__ = {"eager_defaults": True}
     __table_args__ = (
         CheckConstraint(_in("api", ("native", "openai")), name="api"),
         CheckConstraint(_in("priority", PRIORITIES), name="priority"),

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import groupby
+from typing import Any
 
 from celery import Celery
 from kombu.exceptions import KombuError, OperationalError
@@ -26,6 +27,11 @@ class JobRef:
     kind: str
     model: str
     priority: str = DEFAULT_PRIORITY
+
+    @classmethod
+    def of(cls, job: Any) -> JobRef:
+        """From a job row (or any object with its id, kind, model and priority)."""
+        return cls(job.id, job.kind, job.model, job.priority)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from celery import Celery
 from redis import Redis
@@ -71,8 +72,8 @@ def ids_held_by_broker(broker: Redis) -> set[str]:
     return held
 
 
-def _refs(jobs: Iterable[Job]) -> list[JobRef]:
-    return [JobRef(job.id, job.kind, job.model, job.priority) for job in jobs]
+def _refs(jobs: Iterable[Any]) -> list[JobRef]:
+    return [JobRef.of(job) for job in jobs]
 
 
 class Dispatcher:

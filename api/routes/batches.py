@@ -285,13 +285,9 @@ def retry_batch(
     batch.output_file_id = batch.error_file_id = None
     requeued = job_queries.requeue_jobs(session, statuses=statuses, batch_id=batch_id)
     session.commit()
-    publish_chunks(celery, chunk_jobs([_ref(job) for job in requeued], settings.chunk_sizes))
+    publish_chunks(celery, chunk_jobs([JobRef.of(job) for job in requeued], settings.chunk_sizes))
     batch, counts = _load_batch(session, batch_id)
     return render_batch(request, session, batch, counts)
-
-
-def _ref(job: Job) -> JobRef:
-    return JobRef(job.id, job.kind, job.model, job.priority)
 
 
 @router.get("/{batch_id}/jobs", response_model=JobList)

@@ -62,7 +62,6 @@ def submit_job(
         metadata=valid.metadata,
         priority=valid.priority,
     )
-    session.refresh(job)  # server-side defaults such as created_at
     public = job_public(request, settings, job)
     location = f"/v1/jobs/{job.id}"
     if idempotent:
@@ -85,7 +84,7 @@ def submit_job(
         raise
     # After commit, so a worker never receives an id it cannot read. If the broker is down
     # the job stays queued in PostgreSQL, and the request still answers at once.
-    publish_job(celery, JobRef(job.id, job.kind, job.model, job.priority))
+    publish_job(celery, JobRef.of(job))
     response.headers["Location"] = location
     return public
 
@@ -152,5 +151,5 @@ def retry_job(
             "conflict",
             f"job {job_id} is {job.status}; only failed or canceled jobs are retried",
         )
-    publish_job(celery, JobRef(job.id, job.kind, job.model, job.priority))
+    publish_job(celery, JobRef.of(job))
     return job_public(request, settings, job)
