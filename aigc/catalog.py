@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from aigc.settings import Settings
-from models.params import KINDS, Kind
+from aigc.vocab import KINDS, Kind
 from models.registry import BUILTIN_MODELS, HUB_MODELS, TINY_MODELS, ModelSpec, custom_spec
 
 

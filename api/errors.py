@@ -12,7 +12,31 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from aigc.errors import (
+    AigcError,
+    Conflict,
+    Gone,
+    InvalidRequest,
+    NotFound,
+)
+
 log = logging.getLogger(__name__)
+
+# Errors map to HTTP by class, here and nowhere else; the nearest base class decides.
+HTTP_STATUS_BY_ERROR: dict[type[AigcError], int] = {
+    InvalidRequest: 422,
+    NotFound: 404,
+    Conflict: 409,
+    Gone: 410,
+}
+
+
+def http_status(exc: AigcError) -> int:
+    for cls in type(exc).__mro__:
+        status = HTTP_STATUS_BY_ERROR.get(cls)  # type: ignore[call-overload]
+        if status is not None:
+            return status
+    return 500
 
 
 class ApiError(Exception):
@@ -69,6 +93,13 @@ HTTP_ERROR_TYPES = {404: "not_found", 405: "method_not_allowed", 413: "payload_t
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AigcError)
+    async def _aigc_error(_: Request, exc: AigcError) -> JSONResponse:
+        status = http_status(exc)
+        if status >= 500:
+            log.error("unexpected %s: %s", exc.code, exc.message)
+        return JSONResponse(error_body(exc.code, exc.message, exc.errors), status)
+
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(error_body(exc.type, exc.message, exc.errors), exc.status_code)

@@ -8,10 +8,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
+from aigc.vocab import (
+    DEFAULT_BATCH_PRIORITY,
+    DEFAULT_JOB_PRIORITY,
+    BatchApi,
+    BatchStatus,
+    JobStatus,
+    Kind,
+    Priority,
+)
 from db.tables import ARTIFACT_FACTS
-from models.params import Kind
-
-JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
 
 
 class JobCreate(BaseModel):
@@ -22,9 +28,7 @@ class JobCreate(BaseModel):
     model: str | None = Field(None, min_length=1, max_length=256)
     params: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
-    # Interactive jobs default to `normal`, batches to `low`: a job submitted while a large
-    # batch is queued starts before the batch's remaining jobs.
-    priority: Literal["high", "normal", "low"] = "normal"
+    priority: Priority = DEFAULT_JOB_PRIORITY
 
 
 class BatchJobCreate(JobCreate):
@@ -34,7 +38,7 @@ class BatchJobCreate(JobCreate):
 
 
 class JobError(BaseModel):
-    type: str
+    code: str = Field(description="A stable error code: timeout, worker_lost, invalid_input, ...")
     message: str
 
 
@@ -66,7 +70,7 @@ class JobPublic(BaseModel):
     prompt: str
     params: dict[str, Any]
     status: JobStatus
-    priority: Literal["high", "normal", "low"]
+    priority: Priority
     error: JobError | None
     attempts: int
     worker: str | None
@@ -86,10 +90,6 @@ class JobList(BaseModel):
     next_cursor: str | None
 
 
-Priority = Literal["high", "normal", "low"]
-BatchStatus = Literal["queued", "running", "completed", "failed", "canceling", "canceled"]
-
-
 class BatchCreate(BaseModel):
     """A native batch as JSON. (A JSONL upload carries the same jobs one per line.)"""
 
@@ -97,7 +97,7 @@ class BatchCreate(BaseModel):
 
     jobs: list[dict[str, Any]] = Field(min_length=1)
     metadata: dict[str, Any] | None = None
-    priority: Priority = "low"
+    priority: Priority = DEFAULT_BATCH_PRIORITY
 
 
 class BatchCounts(BaseModel):
@@ -112,7 +112,7 @@ class BatchCounts(BaseModel):
 class BatchPublic(BaseModel):
     id: uuid.UUID
     object: Literal["batch"] = "batch"
-    api: Literal["native"] = "native"
+    api: Literal[BatchApi.NATIVE] = BatchApi.NATIVE
     status: BatchStatus
     priority: Priority
     counts: BatchCounts

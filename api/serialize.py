@@ -18,7 +18,7 @@ def artifact_url(request: Request, settings: Settings, artifact: Artifact) -> st
 
 def job_public(request: Request, settings: Settings, job: Job) -> JobPublic:
     error = (
-        JobError(type=job.error_type, message=job.error_message or "") if job.error_type else None
+        JobError(code=job.error_code, message=job.error_message or "") if job.error_code else None
     )
     return JobPublic(
         id=job.id,

@@ -13,7 +13,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from aigc.ids import uuid7
-from db.tables import ACTIVE_STATUSES, JOB_STATUSES, Batch, Job
+from aigc.vocab import ACTIVE_JOB_STATUSES, JobStatus
+from db.tables import Batch, Job
 
 COPY_COLUMNS = (
     "id", "kind", "model", "prompt", "params", "status", "priority",
@@ -119,7 +120,7 @@ def batch_counts(session: Session, batches: Sequence[Batch]) -> dict[uuid.UUID, 
         if finished_at and (entry.finished_at is None or finished_at > entry.finished_at):
             entry.finished_at = finished_at
     for entry in counts.values():
-        entry.by_status = {status: entry[status] for status in JOB_STATUSES}
+        entry.by_status = {status: entry[status] for status in JobStatus}
         if entry.active:
             entry.finished_at = None
     return counts
@@ -151,7 +152,7 @@ def cancel_batch(session: Session, batch_id: uuid.UUID) -> int:
     )
     result = session.execute(
         update(Job)
-        .where(Job.batch_id == batch_id, Job.status.in_(ACTIVE_STATUSES))
+        .where(Job.batch_id == batch_id, Job.status.in_(ACTIVE_JOB_STATUSES))
         .values(status="canceled", finished_at=func.now())
     )
     return result.rowcount  # type: ignore[attr-defined,no-any-return]

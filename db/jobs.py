@@ -11,8 +11,10 @@ from typing import Any, NamedTuple
 from sqlalchemy import and_, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session, selectinload
 
+from aigc.errors import ErrorCode
 from aigc.ids import uuid7
-from db.tables import ACTIVE_STATUSES, ARTIFACT_FACTS, Artifact, Job
+from aigc.vocab import ACTIVE_JOB_STATUSES
+from db.tables import ARTIFACT_FACTS, Artifact, Job
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def cancel_job(session: Session, job_id: uuid.UUID) -> bool:
     """
     result = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status.in_(ACTIVE_STATUSES))
+        .where(Job.id == job_id, Job.status.in_(ACTIVE_JOB_STATUSES))
         .values(status="canceled", finished_at=func.now())
     )
     return result.rowcount == 1  # type: ignore[attr-defined]
@@ -118,7 +120,7 @@ def claim_jobs(
             attempts=Job.attempts + 1,
             started_at=func.now(),
             lease_expires_at=_lease_end(lease_s),
-            error_type=None,
+            error_code=None,
             error_message=None,
         )
         .returning(Job.id, Job.kind, Job.model, Job.prompt, Job.params, Job.attempts)
@@ -198,7 +200,7 @@ def fail_job(
     *,
     worker: str,
     attempt: int,
-    error_type: str,
+    error_code: str,
     error_message: str,
 ) -> bool:
     """running → failed with the error; False when the job is no longer this run."""
@@ -207,7 +209,7 @@ def fail_job(
         .where(_this_run({job_id: attempt}, worker))
         .values(
             status="failed",
-            error_type=error_type,
+            error_code=error_code,
             error_message=error_message,
             finished_at=func.now(),
             lease_expires_at=None,
@@ -223,7 +225,7 @@ def release_job(
     worker: str,
     attempt: int,
     max_attempts: int,
-    error_type: str,
+    error_code: str,
     error_message: str,
 ) -> str | None:
     """After a transient failure: back to `queued` for another try, or `failed` once it has
@@ -231,7 +233,7 @@ def release_job(
     status = "queued" if attempt < max_attempts else "failed"
     values: dict[str, Any] = {
         "status": status,
-        "error_type": error_type,
+        "error_code": error_code,
         "error_message": error_message,
         "lease_expires_at": None,
     }
@@ -245,14 +247,14 @@ def release_job(
 
 def reap_expired_leases(session: Session, *, max_attempts: int) -> list[Job]:
     """Jobs whose worker stopped renewing its lease (killed, host lost): back to `queued`,
-    or `failed` with WorkerLost once they have had max_attempts. Returns the requeued ones."""
+    or `failed` with worker_lost once they have had max_attempts. Returns the requeued ones."""
     expired = and_(Job.status == "running", Job.lease_expires_at < func.now())
     session.execute(
         update(Job)
         .where(expired, Job.attempts >= max_attempts)
         .values(
             status="failed",
-            error_type="WorkerLost",
+            error_code=ErrorCode.WORKER_LOST,
             error_message=f"the worker running this job stopped {max_attempts} time(s)",
             finished_at=func.now(),
             lease_expires_at=None,
@@ -306,7 +308,7 @@ def requeue_jobs(
         query.values(
             status="queued",
             worker=None,
-            error_type=None,
+            error_code=None,
             error_message=None,
             started_at=None,
             finished_at=None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -23,11 +24,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from aigc.ids import uuid7
-
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "canceled")
-ACTIVE_STATUSES = ("queued", "running")
-FINAL_STATUSES = ("succeeded", "failed", "canceled")
-PRIORITIES = ("high", "normal", "low")
+from aigc.vocab import KINDS, BatchApi, JobStatus, Priority
 
 # Stable constraint names so migrations can refer to them.
 NAMING_CONVENTION = {
@@ -43,8 +40,8 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+def _in(column: str, values: Iterable[str]) -> str:
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
 
 
 class Job(Base):
@@ -53,9 +50,9 @@ class Job(Base):
     # a new job can be answered without reading it again.
     __mapper_args__ = {"eager_defaults": True}
     __table_args__ = (
-        CheckConstraint(_in("status", JOB_STATUSES), name="status"),
-        CheckConstraint(_in("kind", ("text", "image", "audio")), name="kind"),
-        CheckConstraint(_in("priority", PRIORITIES), name="priority"),
+        CheckConstraint(_in("status", JobStatus), name="status"),
+        CheckConstraint(_in("kind", KINDS), name="kind"),
+        CheckConstraint(_in("priority", Priority), name="priority"),
         Index("ix_jobs_status_id", "status", "id"),
         Index("ix_jobs_kind_id", "kind", "id"),
         # Results in input order and status counts per batch.
@@ -73,9 +70,12 @@ class Job(Base):
     prompt: Mapped[str] = mapped_column(Text)
     # Validated params with the model's defaults applied: what the worker actually ran.
     params: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="queued")
-    priority: Mapped[str] = mapped_column(String(8), default="normal", server_default="normal")
-    error_type: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
+    priority: Mapped[str] = mapped_column(
+        String(8), default=Priority.NORMAL, server_default=Priority.NORMAL
+    )
+    # A stable aigc.errors.ErrorCode, never a Python class name.
+    error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     worker: Mapped[str | None] = mapped_column(String(255))
@@ -93,6 +93,9 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Steps (tokens, denoising steps) done of the total while it runs, stored at a bounded rate.
+    progress_done: Mapped[int | None] = mapped_column(Integer)
+    progress_total: Mapped[int | None] = mapped_column(Integer)
 
     artifacts: Mapped[list[Artifact]] = relationship(
         back_populates="job", order_by="Artifact.index", cascade="all, delete-orphan"
@@ -106,14 +109,14 @@ class Batch(Base):
     __tablename__ = "batches"
     __mapper_args__ = {"eager_defaults": True}
     __table_args__ = (
-        CheckConstraint(_in("api", ("native", "openai")), name="api"),
-        CheckConstraint(_in("priority", PRIORITIES), name="priority"),
+        CheckConstraint(_in("api", BatchApi), name="api"),
+        CheckConstraint(_in("priority", Priority), name="priority"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid7)
     # Which API created it, and so the shape it is served in.
-    api: Mapped[str] = mapped_column(String(8), default="native")
-    priority: Mapped[str] = mapped_column(String(8), default="normal")
+    api: Mapped[str] = mapped_column(String(8), default=BatchApi.NATIVE)
+    priority: Mapped[str] = mapped_column(String(8), default=Priority.NORMAL)
     total: Mapped[int] = mapped_column(Integer)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -124,6 +127,10 @@ class Batch(Base):
     input_file_id: Mapped[str | None] = mapped_column(String(64))
     output_file_id: Mapped[str | None] = mapped_column(String(64))
     error_file_id: Mapped[str | None] = mapped_column(String(64))
+    # The finished batch's results JSONL in the store: written once, then served from there.
+    results_key: Mapped[str | None] = mapped_column(Text)
+    results_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    results_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
 class File(Base):

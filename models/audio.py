@@ -30,7 +30,7 @@ MAX_INPUT_TOKENS = 4096
 
 
 class AudioGenerator(Generator[AudioParams]):
-    kind: ClassVar[Kind] = "audio"
+    kind: ClassVar[Kind] = Kind.AUDIO
 
     def __init__(self, source: str, device: str | None = None) -> None:
         super().__init__(source, device)
@@ -56,7 +56,7 @@ class AudioGenerator(Generator[AudioParams]):
                 model = VitsModel.from_pretrained(
                     self.source,
                     config=config,
-                    dtype=pick_dtype(self._device, "audio"),
+                    dtype=pick_dtype(self._device, Kind.AUDIO),
                     device_map=self._device,
                 )
         except Exception as exc:

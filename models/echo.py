@@ -12,7 +12,7 @@ from models.progress import raise_if_canceled
 
 
 class EchoGenerator(Generator[TextParams]):
-    kind: ClassVar[Kind] = "text"
+    kind: ClassVar[Kind] = Kind.TEXT
     holds_weights: ClassVar[bool] = False
 
     def load(self) -> None:

@@ -48,7 +48,7 @@ def _load_pipeline(source: str, dtype: torch.dtype) -> Any:
 
 
 class ImageGenerator(Generator[ImageParams]):
-    kind: ClassVar[Kind] = "image"
+    kind: ClassVar[Kind] = Kind.IMAGE
 
     def __init__(self, source: str, device: str | None = None) -> None:
         super().__init__(source, device)
@@ -58,7 +58,7 @@ class ImageGenerator(Generator[ImageParams]):
     def load(self) -> None:
         check_local_source(self.source)
         try:
-            pipe = _load_pipeline(self.source, pick_dtype(self._device, "image"))
+            pipe = _load_pipeline(self.source, pick_dtype(self._device, Kind.IMAGE))
         except Exception as exc:  # from_pretrained raises OSError, ValueError, hub errors...
             raise ModelLoadError(f"cannot load image model {self.source!r}: {exc}") from exc
         pipe.set_progress_bar_config(disable=True)

@@ -5,12 +5,18 @@ Pure pydantic, no torch, so the API validates requests without loading the ML st
 
 from __future__ import annotations
 
-from typing import Literal
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Kind = Literal["text", "image", "audio"]
-KINDS: tuple[Kind, ...] = ("text", "image", "audio")
+
+class Kind(StrEnum):
+    TEXT = "text"
+    IMAGE = "image"
+    AUDIO = "audio"
+
+
+KINDS: tuple[Kind, ...] = tuple(Kind)
 
 MAX_SEED = 2**32 - 1  # torch.Generator accepts 64-bit seeds; 32 bits keep seeds portable
 MAX_NEGATIVE_PROMPT_CHARS = 2_000
@@ -52,7 +58,7 @@ class AudioParams(_Params):
 
 
 PARAMS_BY_KIND: dict[Kind, type[_Params]] = {
-    "text": TextParams,
-    "image": ImageParams,
-    "audio": AudioParams,
+    Kind.TEXT: TextParams,
+    Kind.IMAGE: ImageParams,
+    Kind.AUDIO: AudioParams,
 }

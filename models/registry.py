@@ -71,27 +71,27 @@ def _frozen(**values: Any) -> Mapping[str, Any]:
 
 ECHO = ModelSpec(
     name="echo",
-    kind="text",
+    kind=Kind.TEXT,
     generator="models.echo:EchoGenerator",
     description="Returns the prompt unchanged with no compute: measures the system's own overhead.",
 )
 TINY_TEXT = ModelSpec(
     name="tiny-text",
-    kind="text",
+    kind=Kind.TEXT,
     generator="models.text:TextGenerator",
     description="Tiny GPT-2 built locally for offline use; its output is noise-like, not prose.",
     defaults=_frozen(max_new_tokens=64),
 )
 TINY_IMAGE = ModelSpec(
     name="tiny-image",
-    kind="image",
+    kind=Kind.IMAGE,
     generator="models.image:ImageGenerator",
     description="Tiny Stable-Diffusion-style pipeline built locally; its images are noise.",
     defaults=_frozen(width=64, height=64, steps=4),
 )
 TINY_AUDIO = ModelSpec(
     name="tiny-audio",
-    kind="audio",
+    kind=Kind.AUDIO,
     generator="models.audio:AudioGenerator",
     description="Tiny VITS built locally; its audio is noise, not speech.",
 )
@@ -101,7 +101,7 @@ TINY_MODELS: tuple[ModelSpec, ...] = (TINY_TEXT, TINY_IMAGE, TINY_AUDIO)
 HUB_MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="Qwen/Qwen2.5-0.5B-Instruct",
-        kind="text",
+        kind=Kind.TEXT,
         generator="models.text:TextGenerator",
         source="Qwen/Qwen2.5-0.5B-Instruct",
         description="Qwen2.5 0.5B instruct chat model.",
@@ -109,7 +109,7 @@ HUB_MODELS: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         name="stabilityai/sd-turbo",
-        kind="image",
+        kind=Kind.IMAGE,
         generator="models.image:ImageGenerator",
         source="stabilityai/sd-turbo",
         description="SD-Turbo: 512x512 images in 1-4 steps without guidance.",
@@ -118,7 +118,7 @@ HUB_MODELS: tuple[ModelSpec, ...] = (
     ),
     ModelSpec(
         name="facebook/mms-tts-eng",
-        kind="audio",
+        kind=Kind.AUDIO,
         generator="models.audio:AudioGenerator",
         source="facebook/mms-tts-eng",
         description="MMS-TTS English speech (VITS).",
@@ -129,9 +129,9 @@ HUB_MODELS: tuple[ModelSpec, ...] = (
 BUILTIN_MODELS: tuple[ModelSpec, ...] = (ECHO, *TINY_MODELS, *HUB_MODELS)
 
 GENERATOR_BY_KIND: dict[Kind, str] = {
-    "text": "models.text:TextGenerator",
-    "image": "models.image:ImageGenerator",
-    "audio": "models.audio:AudioGenerator",
+    Kind.TEXT: "models.text:TextGenerator",
+    Kind.IMAGE: "models.image:ImageGenerator",
+    Kind.AUDIO: "models.audio:AudioGenerator",
 }
 
 

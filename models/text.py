@@ -51,7 +51,7 @@ class _Batch:
 
 
 class TextGenerator(Generator[TextParams]):
-    kind: ClassVar[Kind] = "text"
+    kind: ClassVar[Kind] = Kind.TEXT
 
     def __init__(self, source: str, device: str | None = None) -> None:
         super().__init__(source, device)
@@ -65,7 +65,7 @@ class TextGenerator(Generator[TextParams]):
             with quiet_progress_bars(transformers_logging):
                 tokenizer = AutoTokenizer.from_pretrained(self.source)
                 model = AutoModelForCausalLM.from_pretrained(
-                    self.source, dtype=pick_dtype(self._device, "text"), device_map=self._device
+                    self.source, dtype=pick_dtype(self._device, Kind.TEXT), device_map=self._device
                 )
         except Exception as exc:  # from_pretrained raises OSError, ValueError, hub errors...
             raise ModelLoadError(f"cannot load text model {self.source!r}: {exc}") from exc

@@ -12,7 +12,8 @@ from typing import Any
 from celery import Celery
 from kombu.exceptions import KombuError, OperationalError
 
-from workers.routing import DEFAULT_PRIORITY, RUN_JOBS_TASK, queue_for
+from aigc.vocab import DEFAULT_JOB_PRIORITY
+from workers.routing import RUN_JOBS_TASK, queue_for
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ class JobRef:
     id: uuid.UUID
     kind: str
     model: str
-    priority: str = DEFAULT_PRIORITY
+    priority: str = DEFAULT_JOB_PRIORITY
 
     @classmethod
     def of(cls, job: Any) -> JobRef:

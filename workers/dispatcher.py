@@ -2,7 +2,7 @@
 match it. Each round it
 
 1. returns jobs whose worker died (lease expired) to the queue, or fails them with
-   WorkerLost after max_attempts, and republishes the requeued ones;
+   worker_lost after max_attempts, and republishes the requeued ones;
 2. republishes queued jobs the broker does not hold: a publish that failed (broker down at
    submit time), a process that died between commit and publish, a broker restarted
    without its data or emptied with FLUSHALL;

@@ -13,6 +13,7 @@ from itertools import groupby
 
 from sqlalchemy import func, select
 
+from aigc.errors import JobTimeout, error_code
 from db import jobs as job_queries
 from db.jobs import ClaimedJob
 from db.tables import Job
@@ -28,10 +29,6 @@ STOP_POLL_INTERVAL_S = 0.5  # how stale a cancel may be before running jobs noti
 DEFAULT_TIME_LIMIT_S = 600.0
 
 Runnable = tuple[ClaimedJob, GenerationRequest]  # type: ignore[type-arg]
-
-
-class JobTimeout(Exception):
-    """The job ran past its kind's time limit."""
 
 
 def execute_jobs(runtime: WorkerRuntime, job_ids: Sequence[uuid.UUID]) -> dict[str, int]:
@@ -192,10 +189,6 @@ def _describe_artifacts(job: ClaimedJob, outputs: list[Artifact]) -> list[job_qu
     ]
 
 
-def _error_type(exc: Exception) -> str:
-    return "timeout" if isinstance(exc, JobTimeout) else type(exc).__name__
-
-
 def _fail(runtime: WorkerRuntime, job: ClaimedJob, exc: Exception, outcome: dict[str, int]) -> None:
     # A permanent failure is recorded on that job alone; the worker goes on serving.
     log.warning("job %s failed: %s: %s", job.id, type(exc).__name__, exc)
@@ -207,7 +200,7 @@ def _fail(runtime: WorkerRuntime, job: ClaimedJob, exc: Exception, outcome: dict
                 job.id,
                 worker=runtime.worker_name,
                 attempt=job.attempts,
-                error_type=_error_type(exc),
+                error_code=error_code(exc),
                 error_message=str(exc) or type(exc).__name__,
             )
 
@@ -229,7 +222,7 @@ def _release(
                 worker=runtime.worker_name,
                 attempt=job.attempts,
                 max_attempts=runtime.settings.max_attempts,
-                error_type=type(exc).__name__,
+                error_code=error_code(exc),
                 error_message=str(exc),
             )
 

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from aigc.errors import ErrorCode
 from db import jobs as job_queries
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ class Heartbeat:
                         job_id,
                         worker=self.worker,
                         attempt=attempt,
-                        error_type="timeout",
+                        error_code=ErrorCode.TIMEOUT,
                         error_message="the job passed its hard time limit",
                     )
         finally:

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from models.params import KINDS
+from aigc.vocab import DEFAULT_JOB_PRIORITY, KINDS, Priority
 
 RUN_JOBS_TASK = "aigc.run_jobs"
-PRIORITIES: tuple[str, ...] = ("high", "normal", "low")
-DEFAULT_PRIORITY = "normal"
 
 
-def queue_for(kind: str, priority: str = DEFAULT_PRIORITY) -> str:
+def queue_for(kind: str, priority: str = DEFAULT_JOB_PRIORITY) -> str:
     return f"{kind}.{priority}"
 
 
 def queues_for_kinds(kinds: Sequence[str]) -> list[str]:
     """Every queue of the given kinds, highest tier first: the order a worker reads them in."""
-    return [queue_for(kind, priority) for priority in PRIORITIES for kind in kinds]
+    return [queue_for(kind, priority) for priority in Priority for kind in kinds]
 
 
 ALL_QUEUES: tuple[str, ...] = tuple(queues_for_kinds(KINDS))

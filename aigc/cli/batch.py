@@ -30,6 +30,7 @@ from rich.text import Text
 
 from aigc.cli.demo import EXTENSIONS
 from aigc.settings import get_settings
+from aigc.vocab import FINAL_BATCH_STATUSES, Priority
 
 batch_app = typer.Typer(
     help="Batches of jobs from a JSONL file: submit, follow, cancel, download the results.",
@@ -44,12 +45,10 @@ err_console = Console(stderr=True, soft_wrap=True)
 # input file that was refused (the convention of command-line usage errors).
 EXIT_FAILED = 1
 EXIT_INVALID = 2
-FINAL_STATUSES = {"completed", "failed", "canceled"}
 POLL_INTERVAL_S = 0.5
 SUBMIT_TIMEOUT_S = 300.0  # a 50,000-line upload is validated and stored before the answer
 MAX_LINE_ERRORS_SHOWN = 50
 MAX_NAME_CHARS = 80
-PRIORITIES = ("high", "normal", "low")
 
 ApiUrl = Annotated[
     str | None,
@@ -192,8 +191,8 @@ def submit(
 
     A bad line stops everything before submitting (exit 2). With --wait, show progress until
     the batch finishes: exit 0 when every job succeeded, 1 otherwise."""
-    if priority is not None and priority not in PRIORITIES:
-        raise typer.BadParameter(f"choose from {', '.join(PRIORITIES)}", param_hint="--priority")
+    if priority is not None and priority not in set(Priority):
+        raise typer.BadParameter(f"choose from {', '.join(Priority)}", param_hint="--priority")
     data = file.read_bytes()
     errors = validate_jsonl(data)
     if errors:
@@ -256,7 +255,7 @@ def _follow(client: httpx.Client, batch: dict[str, Any]) -> dict[str, Any]:
             progress.update(
                 bar, completed=done, description=batch["status"], failed=counts["failed"]
             )
-            if batch["status"] in FINAL_STATUSES:
+            if batch["status"] in FINAL_BATCH_STATUSES:
                 return batch
             time.sleep(POLL_INTERVAL_S)
             batch = _checked(client.get(f"/v1/batches/{batch['id']}"))

@@ -93,7 +93,7 @@ def worker(
 ) -> None:
     """Run a Celery worker for the given queues (solo pool: safe with CUDA, one job at a time
     per process; run one process per GPU)."""
-    from models.params import KINDS
+    from aigc.vocab import KINDS
     from workers.celery_app import get_celery_app
     from workers.routing import queues_for_kinds
 

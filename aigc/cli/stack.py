@@ -19,8 +19,8 @@ import httpx
 
 from aigc.servers import EmbeddedPostgres, EmbeddedValkey
 from aigc.settings import Settings
+from aigc.vocab import KINDS
 from db.migrate import upgrade
-from models.params import KINDS
 
 log = logging.getLogger(__name__)
 

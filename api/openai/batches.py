@@ -23,6 +23,7 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy.orm import Session
 
 from aigc.catalog import Catalog
+from aigc.errors import ErrorCode
 from aigc.settings import Settings
 from aigc.storage import ArtifactStore
 from api.batching import accept_batch, jsonl_lines
@@ -59,7 +60,7 @@ STATUSES = {
     "canceling": "cancelling",
     "canceled": "cancelled",
 }
-FINAL_STATUSES = ("completed", "failed", "cancelled")
+OPENAI_FINAL_STATUSES = ("completed", "failed", "cancelled")
 
 
 class OpenAIBatchCreate(BaseModel):
@@ -163,9 +164,9 @@ def openai_batch_object(
     """OpenAI's Batch object. The first time the batch is seen finished, its output and
     error files are written (once, whoever asks first)."""
     status = openai_status(batch, counts)
-    if status in FINAL_STATUSES and batch.output_file_id is None:
+    if status in OPENAI_FINAL_STATUSES and batch.output_file_id is None:
         _write_result_files(request, session, batch)
-    done_at = _unix(counts.finished_at) if status in FINAL_STATUSES else None
+    done_at = _unix(counts.finished_at) if status in OPENAI_FINAL_STATUSES else None
     cancel_at = _unix(batch.cancel_requested_at) if status in ("cancelling", "cancelled") else None
     created_at = _unix(batch.created_at)
     return {
@@ -360,9 +361,9 @@ class _Renderer:
 def _failure(job: Job) -> dict[str, Any]:
     """A failed request: an HTTP-like error response (400 where the model rejected the input,
     500 otherwise) and the error's type and message."""
-    code = job.error_type or "internal_error"
+    code = job.error_code or "internal_error"
     message = job.error_message or ""
-    client_error = code == "InvalidInput"
+    client_error = code == ErrorCode.INVALID_INPUT
     response = {
         "status_code": 400 if client_error else 500,
         "request_id": str(job.id),

@@ -10,19 +10,19 @@ from typing import Any
 
 from aigc.catalog import Catalog
 from aigc.settings import Settings
+from aigc.vocab import Kind
 from api.batching import validate_lines
 from api.validation import InvalidJob, ValidJob, parse_batch_job
-from models.params import Kind
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
 IMAGES = "/v1/images/generations"
 SPEECH = "/v1/audio/speech"
 ENDPOINT_KINDS: dict[str, Kind] = {
-    CHAT: "text",
-    COMPLETIONS: "text",
-    IMAGES: "image",
-    SPEECH: "audio",
+    CHAT: Kind.TEXT,
+    COMPLETIONS: Kind.TEXT,
+    IMAGES: Kind.IMAGE,
+    SPEECH: Kind.AUDIO,
 }
 
 METADATA_KEY = "openai"  # the job metadata key holding the request's response options

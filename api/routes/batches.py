@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from aigc.catalog import Catalog
 from aigc.settings import Settings
 from aigc.storage import ArtifactStore
+from aigc.vocab import DEFAULT_BATCH_PRIORITY, JobStatus, Priority
 from api.batching import accept_batch, jsonl_lines, validate_lines
 from api.deps import CatalogDep, CeleryDep, SessionDep, SettingsDep, StoreDep
 from api.errors import ApiError, not_found, validation_errors
@@ -37,14 +38,12 @@ from api.schemas import (
     BatchList,
     BatchPublic,
     JobList,
-    JobStatus,
-    Priority,
 )
 from api.serialize import job_public
 from api.validation import parse_batch_job
 from db import batches as batch_queries
 from db import jobs as job_queries
-from db.tables import JOB_STATUSES, Batch, Job
+from db.tables import Batch, Job
 from workers.dispatch import JobRef, chunk_jobs, publish_chunks
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
@@ -74,7 +73,7 @@ def batch_public(batch: Batch, counts: batch_queries.BatchCounts) -> BatchPublic
         id=batch.id,
         status=batch_queries.batch_status(batch, counts),  # type: ignore[arg-type]
         priority=batch.priority,  # type: ignore[arg-type]
-        counts=BatchCounts(total=counts.total, **{s: counts[s] for s in JOB_STATUSES}),
+        counts=BatchCounts(total=counts.total, **{s: counts[s] for s in JobStatus}),
         metadata=batch.meta,
         created_at=batch.created_at,
         started_at=counts.started_at,
@@ -109,7 +108,9 @@ async def create_batch(
     settings: SettingsDep,
     catalog: CatalogDep,
     celery: CeleryDep,
-    priority: Annotated[Priority, Query(description="For a JSONL upload.")] = "low",
+    priority: Annotated[
+        Priority, Query(description="For a JSONL upload.")
+    ] = DEFAULT_BATCH_PRIORITY,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> dict[str, Any] | JSONResponse:
     """Submit a batch: JSON `{"jobs": [...]}`, a JSONL upload (one job per line with a

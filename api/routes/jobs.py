@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
+from aigc.vocab import JobStatus, Kind
 from api.deps import CatalogDep, CeleryDep, SessionDep, SettingsDep
 from api.errors import ApiError, not_found
 from api.idempotency import (
@@ -18,11 +19,10 @@ from api.idempotency import (
     remember,
     replay_if_seen,
 )
-from api.schemas import JobCreate, JobList, JobPublic, JobStatus
+from api.schemas import JobCreate, JobList, JobPublic
 from api.serialize import job_public
 from api.validation import InvalidJob, validate_job
 from db import jobs as job_queries
-from models.params import Kind
 from workers.dispatch import JobRef, publish_job
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])

@@ -63,7 +63,7 @@ def test_a_stale_run_cannot_record_its_outcome(sessions: sessionmaker[Session]) 
             == set()
         )
         assert not q.fail_job(
-            session, job_id, worker="a", attempt=1, error_type="X", error_message="x"
+            session, job_id, worker="a", attempt=1, error_code="X", error_message="x"
         )
     with sessions.begin() as session:
         recorded = q.succeed_jobs(
@@ -86,7 +86,7 @@ def test_lost_worker_fails_the_job_after_max_attempts(sessions: sessionmaker[Ses
     with sessions() as session:
         job = session.get(Job, job_id)
         assert job is not None
-        assert (job.status, job.attempts, job.error_type) == ("failed", 2, "WorkerLost")
+        assert (job.status, job.attempts, job.error_code) == ("failed", 2, "worker_lost")
 
 
 def test_transient_failure_requeues_until_max_attempts(sessions: sessionmaker[Session]) -> None:
@@ -103,7 +103,7 @@ def test_transient_failure_requeues_until_max_attempts(sessions: sessionmaker[Se
                     worker="w",
                     attempt=attempt,
                     max_attempts=2,
-                    error_type="OutOfMemoryError",
+                    error_code="out_of_memory",
                     error_message="CUDA out of memory",
                 )  # fmt: skip
             )

@@ -61,8 +61,8 @@ def test_mixed_batch_fails_bad_jobs_alone_and_streams_results_in_order(
     assert [r["line"] for r in results] == list(range(1, len(lines) + 1))
     by_id = {r["custom_id"]: r for r in results}
     assert by_id["bad-text"]["status"] == "failed"
-    assert by_id["bad-text"]["error"]["type"] == "InvalidInput"
-    assert by_id["bad-audio"]["error"]["type"] == "InvalidInput"
+    assert by_id["bad-text"]["error"]["code"] == "invalid_input"
+    assert by_id["bad-audio"]["error"]["code"] == "invalid_input"
     assert by_id["echo"]["artifacts"][0]["text"] == "same words"
     assert all(by_id[f"t{i}"]["artifacts"][0]["text"] is not None for i in range(20))
     images = by_id["img"]["artifacts"]

@@ -122,7 +122,7 @@ def test_wait_exits_1_when_a_job_fails(live: LiveStack, tmp_path: Path) -> None:
     downloaded = _batch("results", batch_id, "-o", str(out), "--api-url", live.api_url)
     assert downloaded.exit_code == 0, downloaded.output
     failed = json.loads((out / "results.jsonl").read_text().splitlines()[1])
-    assert failed["status"] == "failed" and failed["error"]["type"] == "InvalidInput"
+    assert failed["status"] == "failed" and failed["error"]["code"] == "invalid_input"
     assert sorted(p.name for p in out.iterdir()) == ["1-ok-0.txt", "results.jsonl"]
 
 

@@ -89,7 +89,7 @@ def test_generator_error_fails_only_that_job(live: LiveStack) -> None:
     bad = submit(live.client, kind="text", prompt=too_long)
     failed = wait_for_job(live.client, bad["id"])
     assert failed["status"] == "failed"
-    assert failed["error"]["type"] == "InvalidInput"
+    assert failed["error"]["code"] == "invalid_input"
     assert "context" in failed["error"]["message"]
     assert failed["artifacts"] == []
     # The worker is still serving.

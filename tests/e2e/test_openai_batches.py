@@ -152,10 +152,10 @@ def test_failed_requests_go_to_the_error_file(client: OpenAI) -> None:
     assert [r["custom_id"] for r in _lines(client, done.output_file_id)] == ["ok-1", "ok-2"]
     [error] = _lines(client, done.error_file_id)
     assert error["custom_id"] == "too-long"
-    assert error["error"]["code"] == "InvalidInput"
+    assert error["error"]["code"] == "invalid_input"
     assert "context" in error["error"]["message"]
     assert error["response"]["status_code"] == 400
-    assert error["response"]["body"]["error"]["code"] == "InvalidInput"
+    assert error["response"]["body"]["error"]["code"] == "invalid_input"
 
 
 def test_completions_batch(client: OpenAI) -> None:

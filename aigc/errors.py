@@ -1,0 +1,124 @@
+"""One error hierarchy for the whole system, each error with a stable code.
+
+Codes are what clients and operators see (a job's `error.code`, an API error's `type`);
+Python class names never leave the process. HTTP statuses are attached in api/errors.py
+only. models/ imports nothing of ours: its errors carry the same codes as a `code` class
+attribute, and `error_code` reads them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, ClassVar
+
+
+class ErrorCode(StrEnum):
+    # A request refused at the edge.
+    INVALID_REQUEST = "invalid_request"
+    INVALID_BATCH = "invalid_batch"
+    MODEL_NOT_FOUND = "model_not_found"
+    OVER_BUDGET = "over_budget"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    GONE = "gone"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    DATABASE_UNAVAILABLE = "database_unavailable"
+    # A job that ran and failed.
+    INVALID_INPUT = "invalid_input"
+    MODEL_LOAD_FAILED = "model_load_failed"
+    TIMEOUT = "timeout"
+    WORKER_LOST = "worker_lost"
+    OUT_OF_MEMORY = "out_of_memory"
+    CANCELED = "canceled"
+    GENERATION_FAILED = "generation_failed"
+    # Anything else: a bug, logged with its traceback.
+    INTERNAL_ERROR = "internal_error"
+
+
+FieldError = dict[str, Any]  # {"field", "message"} and, for batch lines, "line"
+
+
+class AigcError(Exception):
+    """Base of our errors: a stable code, a message for people and, for bad input, the
+    fields that are wrong."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.INTERNAL_ERROR
+
+    def __init__(self, message: str, errors: list[FieldError] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors
+
+
+class InvalidRequest(AigcError):
+    """Input that fails validation; `errors` names each wrong field."""
+
+    code = ErrorCode.INVALID_REQUEST
+
+    @classmethod
+    def for_field(cls, field: str, message: str) -> InvalidRequest:
+        return cls(f"{field}: {message}", [{"field": field, "message": message}])
+
+    @classmethod
+    def from_errors(cls, errors: list[FieldError]) -> InvalidRequest:
+        return cls("; ".join(f"{e['field']}: {e['message']}" for e in errors), errors)
+
+
+class InvalidBatch(InvalidRequest):
+    """One or more lines of a batch are invalid; `errors` carry their line numbers."""
+
+    code = ErrorCode.INVALID_BATCH
+
+
+class ModelNotFound(InvalidRequest):
+    code = ErrorCode.MODEL_NOT_FOUND
+
+
+class OverBudget(InvalidRequest):
+    """A job that would occupy a worker longer than the operator allows."""
+
+    code = ErrorCode.OVER_BUDGET
+
+
+class IdempotencyKeyReused(InvalidRequest):
+    code = ErrorCode.IDEMPOTENCY_KEY_REUSED
+
+
+class NotFound(AigcError):
+    code = ErrorCode.NOT_FOUND
+
+    def __init__(self, what: str, ident: object) -> None:
+        super().__init__(f"{what} {ident} does not exist")
+
+
+class Conflict(AigcError):
+    """The resource is in a state that forbids the operation (cancel a finished job)."""
+
+    code = ErrorCode.CONFLICT
+
+
+class Gone(AigcError):
+    code = ErrorCode.GONE
+
+
+class JobTimeout(AigcError):
+    code = ErrorCode.TIMEOUT
+
+
+class WorkerLost(AigcError):
+    code = ErrorCode.WORKER_LOST
+
+
+def error_code(exc: BaseException) -> ErrorCode:
+    """The stable code to record for an exception raised while running a job."""
+    if isinstance(exc, AigcError):
+        return exc.code
+    code = getattr(type(exc), "code", None)
+    if isinstance(code, str) and code in ErrorCode._value2member_map_:
+        return ErrorCode(code)
+    # torch.cuda.OutOfMemoryError, without importing torch where it is not loaded.
+    if type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower():
+        return ErrorCode.OUT_OF_MEMORY
+    return ErrorCode.GENERATION_FAILED
