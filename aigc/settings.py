@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Profile = Literal["offline", "hub"]
@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     # Base of the artifact URLs handed to clients; defaults to the API's own address.
     public_url: str | None = None
     flower_port: int = DEFAULT_FLOWER_PORT
+    # Flower's basic-auth credentials, `user:password` (several separated by commas). Flower
+    # can revoke tasks and read every task's arguments, so `aigc flower` refuses to start
+    # without them (unless told --no-auth) and `aigc up` generates a password where unset.
+    flower_basic_auth: SecretStr | None = None
     embedded_redis_port: int = DEFAULT_EMBEDDED_REDIS_PORT
 
     max_prompt_chars: int = Field(32_000, ge=1)
@@ -82,6 +86,13 @@ class Settings(BaseSettings):
     db_connect_timeout_s: int = Field(3, ge=1)
     # Seconds a broker connect/read may take; a publish never waits longer than this.
     broker_timeout_s: float = Field(2.0, gt=0)
+    # Celery remote control (shutdown, pool_restart, revoke, inspect) over the broker: anyone
+    # who can write to Redis could stop every worker, so it is off; Flower's inspect and
+    # control tabs need it on.
+    worker_remote_control: bool = False
+    # Seconds between a worker's heartbeat events (whole seconds: Celery's CLI takes an
+    # integer); Flower shows a worker Offline after two missed ones.
+    worker_heartbeat_s: int = Field(2, ge=1)
 
     @field_validator("database_url")
     @classmethod
@@ -93,6 +104,17 @@ class Settings(BaseSettings):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url[len(prefix) :]
         return url
+
+    @field_validator("flower_basic_auth")
+    @classmethod
+    def _check_flower_basic_auth(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        for entry in value.get_secret_value().split(","):
+            user, _, password = entry.partition(":")
+            if not user or not password:
+                raise ValueError("each entry must be user:password, neither part empty")
+        return value
 
     @property
     def base_url(self) -> str:

@@ -147,7 +147,7 @@ def accept_batch(
         before_commit(batch)
     session.commit()
     refs = [
-        JobRef(job_id, job.kind, job.model, priority)
+        JobRef(job_id, job.kind, job.model, priority, batch.id)
         for job_id, job in zip(job_ids, jobs, strict=True)
     ]
     publish_chunks(celery, chunk_jobs(refs, settings.chunk_sizes))

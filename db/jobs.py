@@ -278,9 +278,9 @@ def reap_expired_leases(session: Session, *, max_attempts: int) -> list[Job]:
 def stale_queued_jobs(session: Session, *, older_than_s: float, limit: int) -> Sequence[Any]:
     """Queued jobs no process has touched for a while, oldest first: the candidates for
     republishing when the broker does not hold them. Only what dispatch needs (id, kind,
-    model, priority) is read: the scan may cover tens of thousands of waiting jobs."""
+    model, priority, batch) is read: the scan may cover tens of thousands of waiting jobs."""
     return session.execute(
-        select(Job.id, Job.kind, Job.model, Job.priority)
+        select(Job.id, Job.kind, Job.model, Job.priority, Job.batch_id)
         .where(
             Job.status == "queued",
             Job.queued_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_s),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -62,9 +63,14 @@ def isolated_broker(settings: Settings) -> Iterator[Settings]:
 
 @contextmanager
 def started_worker(
-    settings: Settings, model_dir: Path, kinds: str = "text", **extra_env: str
-) -> Iterator[None]:
-    """A real `aigc worker` process on these settings, stopped (warm shutdown) on exit."""
+    settings: Settings,
+    model_dir: Path,
+    kinds: str = "text",
+    log_dir: Path | None = None,
+    **extra_env: str,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `aigc worker` process on these settings, stopped (warm shutdown) on exit.
+    Its output goes to `<log_dir>/worker.log` when a log directory is given."""
     env = dict(os.environ, **extra_env)
     env.update(
         AIGC_DATABASE_URL=settings.database_url or "",
@@ -73,9 +79,9 @@ def started_worker(
         AIGC_MODEL_DIR=str(model_dir),
         AIGC_PRELOAD_MODELS="false",
     )
-    worker = spawn("worker", ["worker", "--queues", kinds], env)
+    worker = spawn("worker", ["worker", "--queues", kinds], env, log_dir)
     try:
-        yield
+        yield worker
     finally:
         stop_process(worker)
 

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from celery import Celery
 from kombu import Queue
 
 from aigc.settings import Settings, get_settings
+from workers.events import BusyWorkerEvents
 from workers.routing import ALL_QUEUES, queue_for
 
 UNACKED_RESTORE_INTERVAL_S = 10  # how often a worker looks for messages to hand out again
+# kombu's Redis transport with a channel that drops messages it cannot parse
+# (workers.messages); URLs of other schemes keep kombu's own transport.
+REDIS_TRANSPORT = "workers.messages:Transport"
+REDIS_SCHEMES = frozenset({"redis", "rediss"})
 
 
 def create_celery_app(settings: Settings) -> Celery:
-    app = Celery("aigc", broker=settings.require_redis_url(), include=["workers.tasks"])
+    broker_url = settings.require_redis_url()
+    app = Celery("aigc", broker=broker_url, include=["workers.tasks"])
     timeout = settings.broker_timeout_s
+    if urlsplit(broker_url).scheme in REDIS_SCHEMES:
+        app.conf.broker_transport = REDIS_TRANSPORT
     app.conf.update(
         # JSON only: messages carry job ids, never pickled objects.
         task_serializer="json",
@@ -32,6 +41,13 @@ def create_celery_app(settings: Settings) -> Celery:
         task_queues=[Queue(name) for name in ALL_QUEUES],
         task_default_queue=queue_for("text"),
         task_create_missing_queues=False,
+        # Only aigc.run_jobs runs, and a malformed message is discarded in one log line
+        # instead of stopping the worker (workers.messages).
+        worker_consumer="workers.messages:WorkerConsumer",
+        # Remote control lets anyone who can write to Redis shut workers down or restart
+        # their pools: off unless the operator turns it on (Flower's inspect and control
+        # tabs need it).
+        worker_enable_remote_control=settings.worker_remote_control,
         # Events feed Flower.
         worker_send_task_events=True,
         # No "task-sent" event per publish: it doubles the cost of publishing a large batch,
@@ -59,6 +75,8 @@ def create_celery_app(settings: Settings) -> Celery:
         broker_pool_limit=10,
         worker_hijack_root_logger=False,
     )
+    # Heartbeats and task events keep flowing while the solo pool generates (Flower).
+    app.steps["consumer"].add(BusyWorkerEvents)
     return app
 
 

@@ -28,11 +28,12 @@ class JobRef:
     kind: str
     model: str
     priority: str = DEFAULT_JOB_PRIORITY
+    batch_id: uuid.UUID | None = None
 
     @classmethod
     def of(cls, job: Any) -> JobRef:
-        """From a job row (or any object with its id, kind, model and priority)."""
-        return cls(job.id, job.kind, job.model, job.priority)
+        """From a job row (or any object with its id, kind, model, priority and batch_id)."""
+        return cls(job.id, job.kind, job.model, job.priority, job.batch_id)
 
 
 @dataclass(frozen=True)
@@ -42,26 +43,34 @@ class Chunk:
     kind: str
     priority: str
     job_ids: tuple[uuid.UUID, ...]
+    batch_id: uuid.UUID | None = None
 
     @property
     def queue(self) -> str:
         return queue_for(self.kind, self.priority)
 
+    def describe(self) -> str:
+        """What Flower and the worker's log show as the task's arguments: the kind, the
+        number of jobs and the batch (the message itself carries only ids)."""
+        n = len(self.job_ids)
+        what = f"{self.kind} job {self.job_ids[0]}" if n == 1 else f"{self.kind} chunk of {n} jobs"
+        return what if self.batch_id is None else f"{what}, batch {self.batch_id}"
+
 
 def chunk_jobs(jobs: Sequence[JobRef], sizes: Mapping[str, int]) -> list[Chunk]:
-    """Consecutive jobs of the same kind, model and priority, cut to the model's chunk size
-    (`sizes[model]`, else `sizes[kind]`, else 1).
+    """Consecutive jobs of the same kind, model, priority and batch, cut to the model's chunk
+    size (`sizes[model]`, else `sizes[kind]`, else 1).
 
     Input order is kept, so a batch's early lines are dispatched first.
     """
     chunks: list[Chunk] = []
-    for (kind, model, priority), group in groupby(
-        jobs, key=lambda job: (job.kind, job.model, job.priority)
+    for (kind, model, priority, batch_id), group in groupby(
+        jobs, key=lambda job: (job.kind, job.model, job.priority, job.batch_id)
     ):
         ids = [job.id for job in group]
         size = max(1, sizes.get(model, sizes.get(kind, 1)))
         chunks.extend(
-            Chunk(kind, priority, tuple(ids[start : start + size]))
+            Chunk(kind, priority, tuple(ids[start : start + size]), batch_id)
             for start in range(0, len(ids), size)
         )
     return chunks
@@ -80,6 +89,7 @@ def publish_chunks(app: Celery, chunks: Iterable[Chunk]) -> int:
                 app.send_task(
                     RUN_JOBS_TASK,
                     args=[[str(job_id) for job_id in chunk.job_ids]],
+                    argsrepr=chunk.describe(),
                     queue=chunk.queue,
                     producer=producer,
                     retry=False,
@@ -95,4 +105,4 @@ def publish_chunks(app: Celery, chunks: Iterable[Chunk]) -> int:
 
 def publish_job(app: Celery, job: JobRef) -> bool:
     """Send one job; False when the broker could not take it (the job stays queued)."""
-    return publish_chunks(app, [Chunk(job.kind, job.priority, (job.id,))]) == 1
+    return publish_chunks(app, [Chunk(job.kind, job.priority, (job.id,), job.batch_id)]) == 1

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 from celery import shared_task
 from celery.signals import celeryd_after_setup
 
 from workers.execution import execute_jobs
+from workers.messages import parse_job_ids
 from workers.routing import RUN_JOBS_TASK
 from workers.runtime import get_runtime
 
 log = logging.getLogger(__name__)
 
 
-@shared_task(name=RUN_JOBS_TASK)
-def run_jobs(job_ids: list[str]) -> dict[str, int]:
-    return execute_jobs(get_runtime(), [uuid.UUID(job_id) for job_id in job_ids])
+@shared_task(name=RUN_JOBS_TASK, Strategy="workers.messages:checked_strategy")
+def run_jobs(*args: Any, **kwargs: Any) -> dict[str, int]:
+    """`run_jobs([job_id, ...])`. The signature takes anything so that a message with the
+    wrong arguments is discarded in one log line rather than failing inside Celery."""
+    job_ids = parse_job_ids(args, kwargs)
+    if job_ids is None:
+        return {}
+    return execute_jobs(get_runtime(), job_ids)
 
 
 @celeryd_after_setup.connect

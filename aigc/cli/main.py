@@ -52,8 +52,17 @@ def up(
     try:
         with run_stack(settings, flower=flower) as stack:
             console.print(f"[bold green]aigc-jobs is up[/]: API {stack.api_url} (docs at /docs)")
-            if flower:
-                console.print(f"Flower: http://127.0.0.1:{settings.flower_port}")
+            if stack.flower_credentials:
+                user, _, password = stack.flower_credentials.partition(":")
+                console.print(
+                    f"Flower: http://127.0.0.1:{settings.flower_port} "
+                    f"(user {user}, password {password})"
+                )
+            elif flower:
+                console.print(
+                    f"Flower: http://127.0.0.1:{settings.flower_port} "
+                    "(credentials from AIGC_FLOWER_BASIC_AUTH)"
+                )
             console.print("Ctrl-C stops everything.")
             while not stack.exited():
                 time.sleep(0.5)
@@ -114,6 +123,11 @@ def worker(
             f"--hostname={'-'.join(kinds)}-{os.getpid()}@%h",
             f"--loglevel={loglevel}",
             "--task-events",
+            f"--heartbeat-interval={get_settings().worker_heartbeat_s}",
+            # Gossip and mingle talk to the other workers over broadcast messages; nothing
+            # here needs them, and mingle waits a second at start for replies.
+            "--without-gossip",
+            "--without-mingle",
         ]
     )
 
@@ -137,12 +151,31 @@ def dispatcher() -> None:
 def flower(
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     address: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="Serve Flower without credentials: only behind something that authenticates.",
+        ),
+    ] = False,
 ) -> None:
-    """Run Flower, the Celery monitor (workers, queues, task events)."""
+    """Run Flower, the Celery monitor (workers, queues, task events). It asks for the
+    credentials in AIGC_FLOWER_BASIC_AUTH (user:password); /metrics and /healthcheck stay
+    open for scrapers and health checks."""
     from workers.celery_app import get_celery_app
 
+    settings = get_settings()
+    if settings.flower_basic_auth is None and not no_auth:
+        console.print(
+            "[red]Flower needs credentials: set AIGC_FLOWER_BASIC_AUTH=user:password "
+            "(or pass --no-auth to serve it without any).[/]"
+        )
+        raise typer.Exit(2)
+    if settings.flower_basic_auth is not None:
+        # Through Flower's environment rather than its command line, which `ps` shows.
+        os.environ["FLOWER_BASIC_AUTH"] = settings.flower_basic_auth.get_secret_value()
     get_celery_app().start(
-        ["flower", f"--port={port or get_settings().flower_port}", f"--address={address}"]
+        ["flower", f"--port={port or settings.flower_port}", f"--address={address}"]
     )
 
 

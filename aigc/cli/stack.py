@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 API_START_TIMEOUT_S = 60.0  # a cold API import takes a few seconds on a small machine
 STOP_GRACE_S = 15.0  # a worker finishing its current job before it is killed
 _PR_SET_PDEATHSIG = 1
+FLOWER_USER = "aigc"
+FLOWER_PASSWORD_BYTES = 18  # 144 random bits, 24 URL-safe characters
 
 
 @dataclass
@@ -34,6 +37,8 @@ class Stack:
     settings: Settings
     env: dict[str, str]
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # `user:password` generated for Flower when AIGC_FLOWER_BASIC_AUTH is unset.
+    flower_credentials: str | None = None
 
     @property
     def api_url(self) -> str:
@@ -52,6 +57,11 @@ def stack_env(settings: Settings, database_url: str, redis_url: str) -> dict[str
         # Tiny models are local: never let a missing path wander off to the hub.
         env.setdefault("HF_HUB_OFFLINE", "1")
     return env
+
+
+def generate_flower_credentials() -> str:
+    """`aigc:<random password>` for a Flower the operator gave no credentials."""
+    return f"{FLOWER_USER}:{secrets.token_urlsafe(FLOWER_PASSWORD_BYTES)}"
 
 
 def _die_with_parent() -> None:
@@ -152,6 +162,9 @@ def run_stack(
         )
         stack.processes["dispatcher"] = spawn("dispatcher", ["dispatcher"], stack.env, log_dir)
         if flower:
+            if settings.flower_basic_auth is None:
+                stack.flower_credentials = generate_flower_credentials()
+                stack.env["AIGC_FLOWER_BASIC_AUTH"] = stack.flower_credentials
             stack.processes["flower"] = spawn(
                 "flower", ["flower", "--port", str(settings.flower_port)], stack.env, log_dir
             )
