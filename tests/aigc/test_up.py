@@ -4,6 +4,7 @@ servers, migrates, serves jobs end to end, and Ctrl-C stops everything it starte
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -34,7 +35,11 @@ def test_up_with_embedded_servers_runs_a_job_and_stops_cleanly(
         AIGC_PRELOAD_MODELS="false",
         HF_HUB_OFFLINE="1",
     )
-    up = subprocess.Popen([sys.executable, "-m", "aigc", "up"], env=env)
+    # Wide enough that rich does not wrap the line with Flower's password.
+    env["COLUMNS"] = "200"
+    output = tmp_path / "up.log"
+    with output.open("wb") as out:
+        up = subprocess.Popen([sys.executable, "-m", "aigc", "up"], env=env, stdout=out)
     try:
         api_url = f"http://127.0.0.1:{api_port}"
         wait_for_http(f"{api_url}/healthz", 120, up)
@@ -45,7 +50,14 @@ def test_up_with_embedded_servers_runs_a_job_and_stops_cleanly(
             assert done["status"] == "succeeded"
             text = client.get(done["artifacts"][0]["url"]).text
             assert text == "embedded all the way"
-        wait_for_http(f"http://127.0.0.1:{flower_port}/healthcheck", 60)
+        flower_url = f"http://127.0.0.1:{flower_port}"
+        wait_for_http(f"{flower_url}/healthcheck", 60)
+        # No AIGC_FLOWER_BASIC_AUTH: `aigc up` made a password, gave it to Flower, printed it.
+        printed = re.search(r"\(user (\S+), password (\S+)\)", output.read_text())
+        assert printed, output.read_text()
+        assert httpx.get(f"{flower_url}/workers").status_code == 401
+        assert httpx.get(f"{flower_url}/workers", auth=printed.groups()).status_code == 200
+        assert httpx.get(f"{flower_url}/metrics").status_code == 200
         assert (tmp_path / "var" / "postgres" / "PG_VERSION").exists()
         assert (tmp_path / "var" / "valkey").is_dir()
         children = psutil.Process(up.pid).children(recursive=True)
@@ -64,3 +76,14 @@ def test_up_with_embedded_servers_runs_a_job_and_stops_cleanly(
         if any(var_dir in part for part in proc.info["cmdline"] or [])
     ]
     assert not leftovers, f"left running: {leftovers}"
+
+
+def test_flower_refuses_to_start_without_credentials() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIGC_")}
+    env.update(AIGC_REDIS_URL="redis://127.0.0.1:1/0", COLUMNS="200")
+    result = subprocess.run(
+        [sys.executable, "-m", "aigc", "flower"], env=env, capture_output=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert b"AIGC_FLOWER_BASIC_AUTH" in result.stdout
+    assert b"--no-auth" in result.stdout

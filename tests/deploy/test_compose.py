@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +199,75 @@ def test_app_services_share_the_settings(name: str) -> None:
 def test_artifacts_volume_is_shared(name: str) -> None:
     volumes = [str(v) for v in services()[name].get("volumes", [])]
     assert any(v.endswith(":/data/artifacts") for v in volumes), f"{name}: {volumes}"
+
+
+def dockerfile_lines(name: str) -> list[str]:
+    """The instructions of deploy/<name>, continuation lines joined."""
+    text = (ROOT / "deploy" / name).read_text().replace("\\\n", " ")
+    return [line.strip() for line in text.splitlines() if line.strip() and line[0] != "#"]
+
+
+def dockerfile_args(name: str) -> dict[str, str]:
+    return dict(
+        line[len("ARG ") :].split("=", 1)
+        for line in dockerfile_lines(name)
+        if line.startswith("ARG ") and "=" in line
+    )
+
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile.api", "Dockerfile.worker"])
+def test_image_runs_as_a_fixed_non_root_user(dockerfile: str) -> None:
+    lines = dockerfile_lines(dockerfile)
+    users = [i for i, line in enumerate(lines) if line.startswith("USER ")]
+    assert users, f"{dockerfile} never leaves root"
+    user = lines[users[-1]].split()[1]
+    assert user not in {"root", "0"} and not user.startswith("0:"), user
+    # Nothing runs as root after it, and the command runs as that user.
+    assert not any(line.startswith("RUN ") for line in lines[users[-1] :])
+    created = next(line for line in lines if "useradd" in line)
+    uid = re.search(r"--uid\s+\"?(\$\{\w+\}|\d+)\"?", created)
+    assert uid, created
+    uid_value = dockerfile_args(dockerfile).get(uid.group(1).strip("${}"), uid.group(1))
+    assert uid_value.isdigit() and int(uid_value) >= 1000, uid_value
+    assert re.search(rf"useradd .*\b{user}\b", created)
+    assert re.search(rf"chown -R {user}:{user} /data\b", created), "data dirs not owned"
+
+
+def test_images_share_the_uid() -> None:
+    # Volumes written by the API and by the workers must be writable by both.
+    uids = {dockerfile_args(name)["AIGC_UID"] for name in ("Dockerfile.api", "Dockerfile.worker")}
+    assert len(uids) == 1, uids
+
+
+@pytest.mark.parametrize("name", built_services())
+def test_volumes_are_owned_by_the_image_user(name: str) -> None:
+    service = services()[name]
+    assert "user" not in service, f"{name} overrides the image's non-root user"
+    created = " ".join(
+        line for line in dockerfile_lines(dockerfile_path(service).name) if "mkdir -p" in line
+    )
+    for volume in service.get("volumes", []):
+        target = next(part for part in str(volume).split(":") if part.startswith("/"))
+        # A named volume starts as a copy of the image's directory, owner included.
+        made = [path for path in created.split() if f"{path}/".startswith(f"{target}/")]
+        assert made, f"{name}: {target} is not made (and owned) in the image"
+
+
+def test_flower_requires_credentials() -> None:
+    flower = services()["flower"]
+    value = str(flower["environment"]["AIGC_FLOWER_BASIC_AUTH"])
+    assert value.startswith("${AIGC_FLOWER_BASIC_AUTH:?"), value
+    assert "--no-auth" not in service_command("flower")
+
+
+def test_worker_image_torch_is_the_tested_one() -> None:
+    pinned = dockerfile_args("Dockerfile.worker")["TORCH_VERSION"]
+    build_args = services()["worker-text"]["build"]["args"]
+    assert build_args["TORCH_VERSION"] == f"${{TORCH_VERSION:-{pinned}}}"
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(rf"^TORCH_SPEC \?= torch=={re.escape(pinned)}$", makefile, re.M), pinned
+    try:
+        tested = version("torch").split("+")[0]
+    except PackageNotFoundError:
+        return  # an API-only install: the Makefile's pin is what the tests run with
+    assert tested == pinned, f"tests run torch {tested}, the worker image builds {pinned}"

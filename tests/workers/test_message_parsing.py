@@ -1,0 +1,52 @@
+"""Unit tier (no services): what a run_jobs message may carry, and what a published chunk
+tells an operator."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from workers.dispatch import Chunk, JobRef, chunk_jobs
+from workers.messages import parse_job_ids
+
+A, B = uuid.uuid4(), uuid.uuid4()
+
+
+def test_job_ids_parse() -> None:
+    assert parse_job_ids(([str(A), str(B)],), {}) == [A, B]
+
+
+@pytest.mark.parametrize(
+    "args,kwargs",
+    [
+        ((), {}),
+        (("abc",), {}),
+        ((None,), {}),
+        (([],), {}),
+        (([str(A), "not-a-uuid"],), {}),
+        (([str(A), 7],), {}),
+        (([[str(A)]],), {}),
+        (([str(A)], [str(B)]), {}),
+        (([str(A)],), {"evil": 1}),
+        (({"ids": [str(A)]},), {}),
+    ],
+)
+def test_anything_else_is_refused_in_one_line(
+    args: tuple[Any, ...], kwargs: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    assert parse_job_ids(args, kwargs) is None
+    assert len(caplog.records) == 1
+    assert "discarded a run_jobs call" in caplog.records[0].getMessage()
+
+
+def test_chunks_never_mix_batches_and_say_what_they_carry() -> None:
+    batch_1, batch_2 = uuid.uuid4(), uuid.uuid4()
+    refs = [JobRef(uuid.uuid4(), "text", "tiny-text", "low", batch_1) for _ in range(3)]
+    refs += [JobRef(uuid.uuid4(), "text", "tiny-text", "low", batch_2) for _ in range(2)]
+    chunks = chunk_jobs(refs, {"text": 16})
+    assert [(c.batch_id, len(c.job_ids)) for c in chunks] == [(batch_1, 3), (batch_2, 2)]
+    assert chunks[0].describe() == f"text chunk of 3 jobs, batch {batch_1}"
+    assert Chunk("image", "normal", (A,)).describe() == f"image job {A}"
+    assert Chunk("audio", "low", (A,), batch_2).describe() == f"audio job {A}, batch {batch_2}"
