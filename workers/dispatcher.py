@@ -57,8 +57,8 @@ def job_ids_in_message(raw: bytes | str) -> list[str]:
             body = base64.b64decode(body)
         args = json.loads(body)[0]
         return [str(job_id) for job_id in args[0]]
-    except (ValueError, KeyError, IndexError, TypeError):
-        return []  # not one of ours
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return []  # not one of ours, or malformed: it must not stop a dispatch round
 
 
 def ids_held_by_broker(broker: Redis) -> set[str]:

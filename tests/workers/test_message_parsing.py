@@ -3,12 +3,15 @@ tells an operator."""
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from typing import Any
 
 import pytest
 
 from workers.dispatch import Chunk, JobRef, chunk_jobs
+from workers.dispatcher import job_ids_in_message
 from workers.messages import parse_job_ids
 
 A, B = uuid.uuid4(), uuid.uuid4()
@@ -50,3 +53,28 @@ def test_chunks_never_mix_batches_and_say_what_they_carry() -> None:
     assert chunks[0].describe() == f"text chunk of 3 jobs, batch {batch_1}"
     assert Chunk("image", "normal", (A,)).describe() == f"image job {A}"
     assert Chunk("audio", "low", (A,), batch_2).describe() == f"audio job {A}, batch {batch_2}"
+
+
+def _message(body: object, properties: object = None) -> str:
+    encoded = base64.b64encode(json.dumps(body).encode()).decode()
+    return json.dumps({"body": encoded, "properties": properties or {"body_encoding": "base64"}})
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\xff\xfe",
+        "not json",
+        "[]",
+        json.dumps({"body": "x", "properties": [1]}),
+        _message({"a": 1}),
+        _message([None]),
+        _message([[7]]),
+    ],
+)
+def test_the_dispatcher_skips_malformed_messages_it_scans(raw: str | bytes) -> None:
+    assert job_ids_in_message(raw) == []
+
+
+def test_the_dispatcher_reads_the_ids_of_ours() -> None:
+    assert job_ids_in_message(_message([[[str(A), str(B)]], {}, {}])) == [str(A), str(B)]
