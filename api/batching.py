@@ -3,16 +3,16 @@ with a bulk insert, then chunked publishing after commit."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from celery import Celery
 from sqlalchemy.orm import Session
 
+from aigc import strict_json
+from aigc.errors import ErrorCode, InvalidBatch, InvalidRequest
 from aigc.settings import Settings
-from api.errors import ApiError
-from api.validation import InvalidJob, ValidJob
+from api.validation import ValidJob
 from db.batches import create_batch
 from db.tables import Batch
 from workers.dispatch import JobRef, chunk_jobs, publish_chunks
@@ -28,28 +28,34 @@ class LineErrors:
         self.errors: list[dict[str, Any]] = []
         self.count = 0
 
-    def add(self, line: int, field: str, message: str) -> None:
+    def add(
+        self, line: int, field: str, message: str, code: str = ErrorCode.INVALID_REQUEST
+    ) -> None:
         self.count += 1
         if len(self.errors) < MAX_REPORTED_LINE_ERRORS:
-            self.errors.append({"line": line, "field": field, "message": message})
+            self.errors.append({"line": line, "field": field, "message": message, "code": code})
+
+    def add_all(self, line: int, exc: InvalidRequest) -> None:
+        """Each field error of `exc`, with its own code (else the error's)."""
+        for error in exc.errors or [{"field": "line", "message": exc.message}]:
+            self.add(line, error["field"], error["message"], error.get("code", exc.code))
 
     def raise_if_any(self) -> None:
         if not self.count:
             return
         lines = sorted({e["line"] for e in self.errors})
         shown = ", ".join(str(n) for n in lines[:10]) + (", ..." if len(lines) > 10 else "")
-        raise ApiError(
-            422,
-            "invalid_batch",
+        raise InvalidBatch(
             f"{self.count} error(s) in the batch (lines {shown}); nothing was stored",
             self.errors,
         )
 
 
-def _whole_batch_error(field: str, message: str) -> ApiError:
+def _whole_batch_error(field: str, message: str) -> InvalidBatch:
     # Line 0: the batch as a whole.
-    return ApiError(
-        422, "invalid_batch", message, [{"line": 0, "field": field, "message": message}]
+    return InvalidBatch(
+        message,
+        [{"line": 0, "field": field, "message": message, "code": ErrorCode.INVALID_BATCH}],
     )
 
 
@@ -62,7 +68,7 @@ def validate_lines(
     whole_field: str = "jobs",
 ) -> list[ValidJob]:
     """Every (line number, decoded JSON) parsed into a job; raises one 422 listing every bad
-    line. `parse` raises InvalidJob naming the fields that are wrong; `whole_field` names
+    line. `parse` raises InvalidRequest naming the fields that are wrong; `whole_field` names
     what an error about the batch as a whole points at."""
     if not items:
         raise _whole_batch_error(whole_field, "the batch has no jobs")
@@ -77,9 +83,8 @@ def validate_lines(
     for line, raw in items:
         try:
             job = parse(raw)
-        except InvalidJob as exc:
-            for error in exc.errors:
-                errors.add(line, error["field"], error["message"])
+        except InvalidRequest as exc:
+            errors.add_all(line, exc)
             continue
         if job.custom_id is None and require_custom_id:
             errors.add(line, "custom_id", "is required")
@@ -93,8 +98,8 @@ def validate_lines(
 
 
 def jsonl_lines(body: bytes, settings: Settings) -> list[tuple[int, Any]]:
-    """(line number, decoded object) for each non-blank line; raises one 422 listing every
-    line that is not a JSON object."""
+    """(line number, decoded object) for each non-blank line, decoded by the strict decoder;
+    raises one 422 listing every line that is not a JSON object we accept."""
     errors = LineErrors()
     decoded: list[tuple[int, Any]] = []
     for number, raw_line in enumerate(body.splitlines(), start=1):
@@ -104,12 +109,9 @@ def jsonl_lines(body: bytes, settings: Settings) -> list[tuple[int, Any]]:
             errors.add(number, "line", f"longer than {settings.max_jsonl_line_bytes} bytes")
             continue
         try:
-            value = json.loads(raw_line.decode("utf-8"))
-        except UnicodeDecodeError:
-            errors.add(number, "line", "is not valid UTF-8")
-            continue
-        except json.JSONDecodeError as exc:
-            errors.add(number, "line", f"is not valid JSON: {exc.msg} at column {exc.colno}")
+            value = strict_json.loads(raw_line, root="line")
+        except strict_json.InvalidJson as exc:
+            errors.add_all(number, exc)
             continue
         if not isinstance(value, dict):
             errors.add(number, "line", "must be a JSON object")

@@ -137,6 +137,10 @@ class ModelPublic(BaseModel):
     name: str
     kind: Kind
     default: bool
+    aliases: list[str] = Field(
+        default_factory=list,
+        description="Other names accepted as `model` for this model (AIGC_MODEL_ALIASES).",
+    )
     description: str
     params_schema: dict[str, Any]
 

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from aigc import strict_json
 from aigc.catalog import Catalog
 from aigc.settings import Settings
 from aigc.storage import ArtifactStore
@@ -188,10 +189,7 @@ def _create(
             before_commit=before_commit,
         )  # fmt: skip
     else:
-        try:
-            payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ApiError(422, "invalid_request", f"the body is not valid JSON: {exc}") from exc
+        payload = strict_json.loads(body)
         if isinstance(payload, dict) and "input_file_id" in payload:
             from api.openai.batches import create_openai_batch
 

@@ -21,11 +21,11 @@ from api.idempotency import (
 )
 from api.schemas import JobCreate, JobList, JobPublic
 from api.serialize import job_public
-from api.validation import InvalidJob, validate_job
+from api.validation import StrictJsonRoute, validate_job
 from db import jobs as job_queries
 from workers.dispatch import JobRef, publish_job
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=StrictJsonRoute)
 
 MAX_PAGE_SIZE = 100
 
@@ -49,10 +49,7 @@ def submit_job(
     )
     if idempotent and (replay := replay_if_seen(session, idempotent, settings.idempotency_ttl_s)):
         return replay
-    try:
-        valid = validate_job(body, catalog, settings)
-    except InvalidJob as exc:
-        raise ApiError(422, "invalid_request", str(exc), exc.errors) from exc
+    valid = validate_job(body, catalog, settings)
     job = job_queries.create_job(
         session,
         kind=valid.kind,
