@@ -5,6 +5,8 @@ PostgreSQL and Redis."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -430,3 +432,15 @@ def test_odd_path_ids_are_404_or_422(client: TestClient, ident: str) -> None:
         assert response.status_code in (404, 422), (method, route, response.text)
         if response.status_code == 422:
             assert error["errors"], error
+
+
+def test_counting_tokens_loads_no_torch(tiny_models: Path) -> None:
+    code = (
+        "import sys; from aigc.budget import text_model_files; from aigc.settings import Settings;"
+        " from models.registry import TINY_TEXT;"
+        f" files = text_model_files(TINY_TEXT, Settings(model_dir={str(tiny_models)!r}));"
+        " print(files.count('Once upon a time') > 0, files.context,"
+        " 'torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "512", "False", "False"]
