@@ -28,7 +28,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from aigc.cli.demo import EXTENSIONS
+from aigc.cli.common import EXTENSIONS
 from aigc.settings import get_settings
 from aigc.vocab import FINAL_BATCH_STATUSES, Priority
 

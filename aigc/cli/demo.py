@@ -11,7 +11,9 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from aigc.cli.common import EXTENSIONS, TINY_NOTICE
 from aigc.settings import Settings
+from aigc.vocab import FINAL_JOB_STATUSES
 
 DEMO_JOBS: list[dict[str, Any]] = [
     {
@@ -33,8 +35,6 @@ DEMO_JOBS: list[dict[str, Any]] = [
         "metadata": {"source": "aigc demo"},
     },
 ]
-EXTENSIONS = {"text/plain; charset=utf-8": "txt", "image/png": "png", "audio/wav": "wav"}
-FINAL = {"succeeded", "failed", "canceled"}
 POLL_INTERVAL_S = 0.3
 
 
@@ -52,8 +52,6 @@ def _facts(artifact: dict[str, Any]) -> str:
 
 def run_demo(settings: Settings, console: Console, *, timeout_s: float) -> int:
     """Returns the process exit code: 0 when every job succeeded."""
-    from aigc.cli.main import TINY_NOTICE
-
     with ExitStack() as cleanup:
         api_url = f"http://{settings.api_host}:{settings.api_port}"
         if _running_api(api_url):
@@ -96,9 +94,9 @@ def _submit_and_follow(
         bar = progress.add_task("jobs finished", total=len(jobs))
         while True:
             for job_id in jobs:
-                if jobs[job_id]["status"] not in FINAL:
+                if jobs[job_id]["status"] not in FINAL_JOB_STATUSES:
                     jobs[job_id] = client.get(f"/v1/jobs/{job_id}").raise_for_status().json()
-            done = sum(job["status"] in FINAL for job in jobs.values())
+            done = sum(job["status"] in FINAL_JOB_STATUSES for job in jobs.values())
             states = ", ".join(f"{j['kind']}: {j['status']}" for j in jobs.values())
             progress.update(bar, completed=done, description=f"jobs finished ({states})")
             if done == len(jobs):
