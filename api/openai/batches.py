@@ -131,7 +131,7 @@ def create_openai_batch(
         before_commit=before_commit,
     )
     counts = batch_queries.BatchCounts(total=batch.total, by_status={"queued": batch.total})
-    return openai_batch_object(request, session, batch, counts)
+    return openai_batch_object(batch, counts)
 
 
 def _parse_create(payload: dict[str, Any]) -> OpenAIBatchCreate:
@@ -158,14 +158,9 @@ def _input_file_bytes(session: Session, store: ArtifactStore, file_id: str) -> b
 # ---- The Batch object ------------------------------------------------------------------
 
 
-def openai_batch_object(
-    request: Request, session: Session, batch: Batch, counts: batch_queries.BatchCounts
-) -> dict[str, Any]:
-    """OpenAI's Batch object. The first time the batch is seen finished, its output and
-    error files are written (once, whoever asks first)."""
+def openai_batch_object(batch: Batch, counts: batch_queries.BatchCounts) -> dict[str, Any]:
+    """OpenAI's Batch object, from the row and its job counts alone."""
     status = openai_status(batch, counts)
-    if status in OPENAI_FINAL_STATUSES and batch.output_file_id is None:
-        _write_result_files(request, session, batch)
     done_at = _unix(counts.finished_at) if status in OPENAI_FINAL_STATUSES else None
     cancel_at = _unix(batch.cancel_requested_at) if status in ("cancelling", "cancelled") else None
     created_at = _unix(batch.created_at)
@@ -213,9 +208,17 @@ def _unix(moment: datetime | None) -> int | None:
 # ---- Output and error files ------------------------------------------------------------
 
 
-def _write_result_files(request: Request, session: Session, batch: Batch) -> None:
-    """Write the output file (succeeded requests) and, where any request failed or was
-    cancelled, the error file, both in input order; then commit their ids on the batch."""
+def write_result_files_once(
+    request: Request, session: Session, batch: Batch, counts: batch_queries.BatchCounts
+) -> None:
+    """Once the batch has finished: write the output file (succeeded requests) and, where
+    any request failed or was cancelled, the error file, both in input order, and commit
+    their ids on the batch. Whoever asks first writes them; the others find the ids set."""
+    if (
+        batch.output_file_id is not None
+        or openai_status(batch, counts) not in OPENAI_FINAL_STATUSES
+    ):
+        return
     output_id = file_queries.new_file_id()
     if file_queries.claim_batch_output(session, batch.id, output_id):
         renderer = _Renderer(request, batch.endpoint or CHAT)

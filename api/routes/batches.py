@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from aigc.catalog import Catalog
 from aigc.settings import Settings
 from aigc.storage import ArtifactStore
-from aigc.vocab import DEFAULT_BATCH_PRIORITY, JobStatus, Priority
+from aigc.vocab import DEFAULT_BATCH_PRIORITY, BatchApi, JobStatus, Priority
 from api.batching import accept_batch, jsonl_lines, validate_lines
 from api.deps import CatalogDep, CeleryDep, SessionDep, SettingsDep, StoreDep
 from api.errors import ApiError, not_found, validation_errors
@@ -85,11 +85,13 @@ def batch_public(batch: Batch, counts: batch_queries.BatchCounts) -> BatchPublic
 def render_batch(
     request: Request, session: Any, batch: Batch, counts: batch_queries.BatchCounts
 ) -> dict[str, Any]:
-    """The batch in the shape of the API that created it."""
-    if batch.api == "openai":
-        from api.openai.batches import openai_batch_object
+    """The batch in the shape of the API that created it. A finished OpenAI-style batch
+    gets its result files first (their ids are part of its object)."""
+    if batch.api == BatchApi.OPENAI:
+        from api.openai.batches import openai_batch_object, write_result_files_once
 
-        return openai_batch_object(request, session, batch, counts)
+        write_result_files_once(request, session, batch, counts)
+        return openai_batch_object(batch, counts)
     return batch_public(batch, counts).model_dump(mode="json")
 
 
