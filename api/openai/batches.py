@@ -23,11 +23,12 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy.orm import Session
 
 from aigc.catalog import Catalog
-from aigc.errors import ErrorCode
+from aigc.errors import ErrorCode, InvalidRequest
+from aigc.jsonl import decode_lines
 from aigc.settings import Settings
 from aigc.storage import ArtifactStore
-from api.batching import accept_batch, jsonl_lines
-from api.errors import ApiError, invalid, validation_errors
+from api.batching import accept_batch
+from api.errors import invalid_request
 from api.openai.requests import (
     CHAT,
     COMPLETIONS,
@@ -116,7 +117,12 @@ def create_openai_batch(
     jobs, and return OpenAI's Batch object. Any bad line is a 422 listing every bad line."""
     create = _parse_create(payload)
     data = _input_file_bytes(session, request.app.state.store, create.input_file_id)
-    jobs = translate_lines(jsonl_lines(data, settings), create.endpoint, catalog, settings)
+    jobs = translate_lines(
+        decode_lines(data, max_line_bytes=settings.max_jsonl_line_bytes),
+        create.endpoint,
+        catalog,
+        settings,
+    )
     batch = accept_batch(
         session,
         celery,
@@ -138,19 +144,21 @@ def _parse_create(payload: dict[str, Any]) -> OpenAIBatchCreate:
     try:
         return OpenAIBatchCreate.model_validate(payload)
     except ValidationError as exc:
-        errors = validation_errors(list(exc.errors()))
-        message = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        raise ApiError(422, "invalid_request", message, errors) from exc
+        raise invalid_request(exc) from exc
 
 
 def _input_file_bytes(session: Session, store: ArtifactStore, file_id: str) -> bytes:
     file = file_queries.get_file(session, file_id)
     if file is None:
-        raise invalid("input_file_id", f"file {file_id} does not exist")
+        raise InvalidRequest.for_field("input_file_id", f"file {file_id} does not exist")
     if file.purpose != "batch":
-        raise invalid("input_file_id", f"file {file_id} has purpose {file.purpose!r}, not 'batch'")
+        raise InvalidRequest.for_field(
+            "input_file_id", f"file {file_id} has purpose {file.purpose!r}, not 'batch'"
+        )
     if not store.exists(file.storage_key):
-        raise invalid("input_file_id", f"the bytes of file {file_id} are no longer stored")
+        raise InvalidRequest.for_field(
+            "input_file_id", f"the bytes of file {file_id} are no longer stored"
+        )
     with store.open(file.storage_key) as f:
         return f.read()
 
