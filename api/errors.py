@@ -35,7 +35,7 @@ HTTP_STATUS_BY_ERROR: dict[type[AigcError], int] = {
 
 def http_status(exc: AigcError) -> int:
     for cls in type(exc).__mro__:
-        status = HTTP_STATUS_BY_ERROR.get(cls)  # type: ignore[call-overload]
+        status = HTTP_STATUS_BY_ERROR.get(cls)
         if status is not None:
             return status
     return 500

@@ -10,6 +10,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from db.intervals import seconds_ago
+from db.session import affected_rows
 from db.tables import IdempotencyKey
 
 
@@ -70,4 +71,4 @@ def purge_expired(session: Session, *, ttl_s: float) -> int:
     result = session.execute(
         delete(IdempotencyKey).where(IdempotencyKey.created_at < seconds_ago(ttl_s))
     )
-    return result.rowcount  # type: ignore[attr-defined,no-any-return]
+    return affected_rows(result)

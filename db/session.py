@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, Engine, create_engine, text
+from typing import Any, cast
+
+from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 POOL_SIZE = 10  # per process: the API's thread pool shares it; a worker needs one or two
@@ -25,6 +27,11 @@ def make_engine(url: str, *, connect_timeout_s: int = 3, pre_ping: bool = True) 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def affected_rows(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE changed (execute() is typed as returning any Result)."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 def try_advisory_lock(conn: Connection, key: int) -> bool:

@@ -73,8 +73,8 @@ CREATE_BODY_DOC: dict[str, Any] = {
 def batch_public(batch: Batch, counts: batch_queries.BatchCounts) -> BatchPublic:
     return BatchPublic(
         id=batch.id,
-        status=batch_queries.batch_status(batch, counts),  # type: ignore[arg-type]
-        priority=batch.priority,  # type: ignore[arg-type]
+        status=batch_queries.batch_status(batch, counts),
+        priority=batch.priority,
         counts=BatchCounts(total=counts.total, **{s: counts[s] for s in JobStatus}),
         metadata=batch.meta,
         created_at=batch.created_at,
