@@ -9,46 +9,13 @@ from typing import Any
 from celery import Celery
 from sqlalchemy.orm import Session
 
-from aigc import strict_json
 from aigc.errors import ErrorCode, InvalidBatch, InvalidRequest
+from aigc.jsonl import LineErrors
 from aigc.settings import Settings
 from api.validation import ValidJob
 from db.batches import create_batch
 from db.tables import Batch
 from workers.dispatch import JobRef, chunk_jobs, publish_chunks
-
-# A 422 lists at most this many bad lines (and says how many there were in all).
-MAX_REPORTED_LINE_ERRORS = 1000
-
-
-class LineErrors:
-    """Errors found while reading a batch, each with its 1-based line number."""
-
-    def __init__(self) -> None:
-        self.errors: list[dict[str, Any]] = []
-        self.count = 0
-
-    def add(
-        self, line: int, field: str, message: str, code: str = ErrorCode.INVALID_REQUEST
-    ) -> None:
-        self.count += 1
-        if len(self.errors) < MAX_REPORTED_LINE_ERRORS:
-            self.errors.append({"line": line, "field": field, "message": message, "code": code})
-
-    def add_all(self, line: int, exc: InvalidRequest) -> None:
-        """Each field error of `exc`, with its own code (else the error's)."""
-        for error in exc.errors or [{"field": "line", "message": exc.message}]:
-            self.add(line, error["field"], error["message"], error.get("code", exc.code))
-
-    def raise_if_any(self) -> None:
-        if not self.count:
-            return
-        lines = sorted({e["line"] for e in self.errors})
-        shown = ", ".join(str(n) for n in lines[:10]) + (", ..." if len(lines) > 10 else "")
-        raise InvalidBatch(
-            f"{self.count} error(s) in the batch (lines {shown}); nothing was stored",
-            self.errors,
-        )
 
 
 def _whole_batch_error(field: str, message: str) -> InvalidBatch:
@@ -95,30 +62,6 @@ def validate_lines(
         jobs.append(job)
     errors.raise_if_any()
     return jobs
-
-
-def jsonl_lines(body: bytes, settings: Settings) -> list[tuple[int, Any]]:
-    """(line number, decoded object) for each non-blank line, decoded by the strict decoder;
-    raises one 422 listing every line that is not a JSON object we accept."""
-    errors = LineErrors()
-    decoded: list[tuple[int, Any]] = []
-    for number, raw_line in enumerate(body.splitlines(), start=1):
-        if not raw_line.strip():
-            continue
-        if len(raw_line) > settings.max_jsonl_line_bytes:
-            errors.add(number, "line", f"longer than {settings.max_jsonl_line_bytes} bytes")
-            continue
-        try:
-            value = strict_json.loads(raw_line, root="line")
-        except strict_json.InvalidJson as exc:
-            errors.add_all(number, exc)
-            continue
-        if not isinstance(value, dict):
-            errors.add(number, "line", "must be a JSON object")
-            continue
-        decoded.append((number, value))
-    errors.raise_if_any()
-    return decoded
 
 
 def accept_batch(

@@ -19,7 +19,7 @@ from aigc.budget import check_budget
 from aigc.catalog import Catalog
 from aigc.errors import InvalidRequest
 from aigc.settings import Settings
-from api.errors import validation_errors
+from api.errors import invalid_request
 from api.schemas import BatchJobCreate, JobCreate
 from db.batches import NewJob
 
@@ -46,9 +46,7 @@ def validate_job(body: JobCreate, catalog: Catalog, settings: Settings) -> Valid
     try:
         params = spec.validate_params(body.params)
     except ValidationError as exc:
-        raise InvalidRequest.from_errors(
-            validation_errors(list(exc.errors()), prefix="params.")
-        ) from exc
+        raise invalid_request(exc, prefix="params.") from exc
     check_budget(spec, body.prompt, params, settings)
     return ValidJob(
         kind=body.kind,
@@ -67,7 +65,7 @@ def parse_batch_job(raw: Any, catalog: Catalog, settings: Settings) -> ValidJob:
     try:
         body = BatchJobCreate.model_validate(raw)
     except ValidationError as exc:
-        raise InvalidRequest.from_errors(validation_errors(list(exc.errors()))) from exc
+        raise invalid_request(exc) from exc
     return replace(validate_job(body, catalog, settings), custom_id=body.custom_id)
 
 

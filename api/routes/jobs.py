@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
+from aigc.errors import Conflict, NotFound
 from aigc.vocab import JobStatus, Kind
 from api.deps import CatalogDep, CeleryDep, SessionDep, SettingsDep
-from api.errors import ApiError, not_found
 from api.idempotency import (
     IdempotencyKeyHeader,
     IdempotentRequest,
@@ -109,7 +109,7 @@ def get_job(
     """A job with its status and artifacts."""
     job = job_queries.get_job(session, job_id)
     if job is None:
-        raise not_found("job", job_id)
+        raise NotFound("job", job_id)
     return job_public(request, settings, job)
 
 
@@ -122,9 +122,9 @@ def cancel_job(
     session.commit()
     job = job_queries.get_job(session, job_id)
     if job is None:
-        raise not_found("job", job_id)
+        raise NotFound("job", job_id)
     if not canceled:
-        raise ApiError(409, "conflict", f"job {job_id} is already {job.status}")
+        raise Conflict(f"job {job_id} is already {job.status}")
     return job_public(request, settings, job)
 
 
@@ -141,12 +141,8 @@ def retry_job(
     session.commit()
     job = job_queries.get_job(session, job_id)
     if job is None:
-        raise not_found("job", job_id)
+        raise NotFound("job", job_id)
     if not requeued:
-        raise ApiError(
-            409,
-            "conflict",
-            f"job {job_id} is {job.status}; only failed or canceled jobs are retried",
-        )
+        raise Conflict(f"job {job_id} is {job.status}; only failed or canceled jobs are retried")
     publish_job(celery, JobRef.of(job))
     return job_public(request, settings, job)

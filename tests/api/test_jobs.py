@@ -64,7 +64,6 @@ def test_bad_input_is_422_naming_the_field_and_stores_nothing(
     response = client.post("/v1/jobs", json=body)
     assert response.status_code == 422, response.text
     error = response.json()["error"]
-    # An unknown model is the one refusal with its own code.
     assert error["type"] == ("model_not_found" if field == "model" else "invalid_request")
     assert field in [e["field"] for e in error["errors"]]
     assert field in error["message"]
