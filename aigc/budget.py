@@ -9,8 +9,9 @@ is a 422 and never a queued job.
   model's files are on this host (tiny models, local paths, the Hugging Face cache). Where
   they are not, prompt tokens are estimated as UTF-8 bytes / 4 (rounded up) and only the
   configured budget is checked; the worker still refuses a prompt over the context;
-- audio: prompt characters ÷ speaking_rate ≤ `max_audio_chars` (speech length grows with
-  the characters and shrinks with the rate).
+- audio: prompt characters ÷ speaking_rate ≤ `max_audio_chars`, with rates above 1 counted
+  as 1: slower speech is longer speech, but the model still reads every character, so
+  faster speech does not buy a longer prompt.
 
 Imports nothing from api/ and no ML framework.
 """
@@ -94,7 +95,7 @@ def _check_text(spec: ModelSpec, prompt: str, params: TextParams, settings: Sett
 
 
 def _check_audio(prompt: str, params: AudioParams, settings: Settings) -> None:
-    asked = len(prompt) / params.speaking_rate
+    asked = len(prompt) / min(params.speaking_rate, 1.0)
     if asked > settings.max_audio_chars:
         raise OverBudget.for_field(
             "prompt",

@@ -63,8 +63,8 @@ class Settings(BaseSettings):
     max_image_pixel_steps: int = Field(1024 * 1024 * 50 * 4, ge=1)
     # Text: prompt tokens + max_new_tokens, in tokens (the model's context also applies).
     max_text_tokens: int = Field(8192, ge=1)
-    # Audio: prompt characters ÷ speaking_rate, in characters at rate 1.0 (about two and a
-    # half minutes of speech at the default rate).
+    # Audio: prompt characters ÷ speaking_rate (rates above 1 count as 1), in characters at
+    # rate 1.0: about two minutes of speech, and within a VITS model's 4096 input tokens.
     max_audio_chars: int = Field(2000, ge=1)
     # Other names clients may give as `model` (OpenAI's, say), as a JSON object
     # {"alias": "served model"}, e.g. {"gpt-4o-mini": "tiny-text"}; an alias to a model that

@@ -444,3 +444,10 @@ def test_counting_tokens_loads_no_torch(tiny_models: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "512", "False", "False"]
+
+
+def test_fast_speech_does_not_buy_a_longer_prompt(client: TestClient, db_engine: sa.Engine) -> None:
+    body = {"kind": "audio", "prompt": "a" * 2001, "params": {"speaking_rate": 4.0}}
+    error = _error(client.post("/v1/jobs", json=body))
+    assert error["type"] == "over_budget"
+    assert count_jobs(db_engine) == 0

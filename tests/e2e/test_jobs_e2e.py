@@ -147,3 +147,13 @@ def test_cancel_stops_a_running_job_at_its_next_step(live: LiveStack) -> None:
     canceled = live.client.get(f"/v1/jobs/{long_job['id']}").json()
     assert canceled["status"] == "canceled"
     assert canceled["artifacts"] == []
+
+
+def test_odd_path_ids_over_real_http(live: LiveStack) -> None:
+    # Through uvicorn, not only the in-process client: the server's own parsing of odd
+    # paths ends in our JSON errors too.
+    for ident in ("%00", "abc%00def", "%ff%fe", "%E2%80%AE", "x" * 8000, "%2e%2e"):
+        for method, path in (("GET", f"/v1/jobs/{ident}"), ("POST", f"/v1/batches/{ident}/cancel")):
+            response = live.client.request(method, path)
+            assert response.status_code in (404, 422), (ident[:12], response.text)
+            assert response.json()["error"]["type"] in ("not_found", "invalid_request")
