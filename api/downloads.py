@@ -7,7 +7,7 @@ from fastapi import Request, Response
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
-from aigc.errors import ErrorCode
+from aigc.errors import ErrorCode, Gone
 from aigc.storage import ArtifactStore
 from api.errors import error_body
 
@@ -57,7 +57,11 @@ def stored_response(
     if path is None:
         headers["Accept-Ranges"] = "none"
         return StreamingResponse(store.open(key), media_type=media_type, headers=headers)
-    stat = path.stat()
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        # Deleted since the caller looked (a retry dropping stale results).
+        raise Gone("the bytes are no longer stored") from None
     response = _RangedFile(
         path,
         media_type=media_type,

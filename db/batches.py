@@ -218,13 +218,11 @@ def record_batch_results(
 
 
 def clear_batch_results(session: Session, *, batch_id: uuid.UUID) -> str | None:
-    """Forget the batch's stored results (its jobs are about to change); returns the key of
-    the stale object, for the caller to delete once this commits."""
-    stale = session.scalar(
-        select(Batch.results_key)
-        .where(Batch.id == batch_id, Batch.results_key.is_not(None))
-        .with_for_update()
-    )
+    """Forget the batch's stored results (its jobs have changed); returns the key of the
+    stale object, for the caller to delete once this commits. The batch row is locked either
+    way, so a request writing the results (which holds it) finishes first and is forgotten,
+    or starts after and sees the changed jobs."""
+    stale = session.scalar(select(Batch.results_key).where(Batch.id == batch_id).with_for_update())
     if stale is not None:
         session.execute(
             update(Batch)

@@ -426,15 +426,16 @@ def batch_results(
         raise NotFound("batch", batch_id)
     filename = f"batch-{batch_id}-results.jsonl"
     if not (batch.results_sha256 and batch.results_key and store.exists(batch.results_key)):
-        counts = batch_queries.batch_counts(session, [batch])[batch.id]
-        if batch_queries.batch_status(batch, counts) not in FINAL_BATCH_STATUSES:
+        stored = _finished(session, batch) and _store_results(
+            session, request, settings, store, batch
+        )
+        if not stored:
             factory = request.app.state.session_factory
             return StreamingResponse(
                 result_chunks(lambda: factory(), request, settings, store, batch_id),
                 media_type=RESULTS_MEDIA_TYPE,
                 headers={**NOSNIFF, "Content-Disposition": f'attachment; filename="{filename}"'},
             )
-        batch = _store_results(session, request, settings, store, batch)
     assert batch.results_key is not None  # stored above, by this request or another
     return stored_response(
         request,
@@ -446,16 +447,30 @@ def batch_results(
     )
 
 
+def _finished(session: Session, batch: Batch) -> bool:
+    counts = batch_queries.batch_counts(session, [batch])[batch.id]
+    return batch_queries.batch_status(batch, counts) in FINAL_BATCH_STATUSES
+
+
 def _store_results(
     session: Session, request: Request, settings: Settings, store: ArtifactStore, batch: Batch
-) -> Batch:
-    """Write the finished batch's results to the store once, whoever asks first; returns the
-    batch row as it then stands. Concurrent first requests wait on the claim (a row lock)
-    and then serve what the winner wrote."""
+) -> bool:
+    """Write the finished batch's results to the store once, whoever asks first, and
+    refresh `batch` to show them; False if the batch turned out to be running again (a
+    retry came first). Concurrent first requests wait on the claim (a row lock) and then
+    serve what the winner wrote."""
     stale = batch.results_key
     # A new key each time: a download in flight keeps reading the object it started on.
     key = f"batches/{batch.id}/results-{uuid7().hex}.jsonl"
-    if batch_queries.claim_batch_results(session, batch_id=batch.id, key=key, stale_key=stale):
+    claimed = batch_queries.claim_batch_results(
+        session, batch_id=batch.id, key=key, stale_key=stale
+    )
+    # Checked again under the lock: a retry that committed since is seen now, and one that
+    # has not yet cleared the results waits for this transaction and then clears them.
+    if claimed and not _finished(session, batch):
+        session.rollback()
+        return False
+    if claimed:
         digest, size = hashlib.sha256(), 0
         # On disk, not in memory: a 50,000-job batch's results are tens of MB.
         with tempfile.TemporaryFile() as spool:
@@ -475,7 +490,7 @@ def _store_results(
     else:
         session.rollback()
     session.refresh(batch)
-    return batch
+    return batch.results_key is not None
 
 
 def result_chunks(
@@ -495,6 +510,9 @@ def result_chunks(
                 session, batch_id, limit=RESULTS_PAGE, after_line=after_line, with_artifacts=True
             )
             lines = [_result_line(request, settings, store, job) for job in jobs]
+            for job in jobs:
+                # A session shared across pages must not keep 50,000 jobs in memory.
+                session.expunge(job)
         if not jobs:
             return
         yield "".join(json.dumps(line) + "\n" for line in lines).encode()

@@ -16,9 +16,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import schemathesis
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis.errors import Unsatisfiable
 from pydantic import TypeAdapter
+from schemathesis import GenerationMode
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
+from aigc.settings import Settings
+from api.main import create_app
 from api.schemas import BatchList, BatchObject, ErrorEnvelope
 
 OPERATIONS = {
@@ -45,6 +58,7 @@ OPERATIONS = {
 }
 ENVELOPE = "#/components/schemas/ErrorEnvelope"
 GENERATE_TIMEOUT_S = 120
+CONFORMANCE_EXAMPLES = 10  # per operation and mode: every status the API answers, bounded
 
 
 @pytest.fixture
@@ -179,6 +193,47 @@ def test_real_bodies_match_the_documented_models(client: TestClient) -> None:
         client.get("/v1/batches", params={"limit": 0}),
     ):
         assert ErrorEnvelope.model_validate(error.json()).error.type
+
+
+@schemathesis.serializer("application/x-ndjson")
+def _jsonl_body(ctx: object, value: object) -> bytes:
+    return value.encode() if isinstance(value, str) else bytes(str(value), "utf-8")
+
+
+@pytest.mark.timeout(300)
+def test_responses_conform_to_the_document(settings: Settings) -> None:
+    """Valid and invalid requests to every operation: each answer's status, content type
+    and body are the ones the document declares (errors as the envelope)."""
+    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(settings))
+    checks = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_schema_conformance,
+    ]
+    failures = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        for mode in GenerationMode:
+
+            @given(case=operation.as_strategy(generation_mode=mode))
+            @hypothesis_settings(
+                max_examples=CONFORMANCE_EXAMPLES,
+                deadline=None,
+                suppress_health_check=list(HealthCheck),
+                derandomize=True,
+                database=None,
+            )
+            def check(case: schemathesis.Case) -> None:
+                case.call_and_validate(checks=checks)
+
+            try:
+                check()
+            except Unsatisfiable:
+                assert mode is GenerationMode.NEGATIVE  # no input to get wrong
+            except Exception as exc:
+                failures.append(f"{operation.label} ({mode.value}): {exc}")
+    assert not failures, "\n\n".join(failures)
 
 
 def _asset_urls(html: str) -> list[str]:
