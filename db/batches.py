@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from aigc.ids import uuid7
 from aigc.vocab import ACTIVE_JOB_STATUSES, JobStatus
+from db.session import affected_rows
 from db.tables import Batch, Job
 
 COPY_COLUMNS = (
@@ -155,7 +156,7 @@ def cancel_batch(session: Session, batch_id: uuid.UUID) -> int:
         .where(Job.batch_id == batch_id, Job.status.in_(ACTIVE_JOB_STATUSES))
         .values(status="canceled", finished_at=func.now())
     )
-    return result.rowcount  # type: ignore[attr-defined,no-any-return]
+    return affected_rows(result)
 
 
 def batch_jobs(
@@ -202,7 +203,7 @@ def claim_batch_results(
         .values(results_key=key, results_bytes=None, results_sha256=None)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+    return affected_rows(result) == 1
 
 
 def record_batch_results(

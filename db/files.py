@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from aigc.ids import uuid7
 from aigc.vocab import ACTIVE_JOB_STATUSES
+from db.session import affected_rows
 from db.tables import Batch, File, Job
 
 # What new_file_id makes: "file-" and the 32 hex digits of a UUID.
@@ -100,7 +101,7 @@ def claim_batch_output(session: Session, batch_id: uuid.UUID, output_file_id: st
         # The in-memory Batch may be stale; the caller refreshes it from the row instead.
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return affected_rows(result) == 1
 
 
 def set_batch_error_file(session: Session, batch_id: uuid.UUID, error_file_id: str) -> None:
