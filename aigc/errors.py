@@ -22,6 +22,7 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
     GONE = "gone"
+    RANGE_NOT_SATISFIABLE = "range_not_satisfiable"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     DATABASE_UNAVAILABLE = "database_unavailable"
@@ -67,9 +68,16 @@ class InvalidRequest(AigcError):
 
 
 class InvalidBatch(InvalidRequest):
-    """One or more lines of a batch are invalid; `errors` carry their line numbers."""
+    """One or more lines of a batch are invalid; `errors` carry their line numbers (the
+    first ones, if there are many) and `error_count` counts them all."""
 
     code = ErrorCode.INVALID_BATCH
+
+    def __init__(
+        self, message: str, errors: list[FieldError], *, error_count: int | None = None
+    ) -> None:
+        super().__init__(message, errors)
+        self.error_count = len(errors) if error_count is None else error_count
 
 
 class ModelNotFound(InvalidRequest):

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from aigc.errors import ErrorCode
 from aigc.ids import uuid7
-from aigc.vocab import ACTIVE_JOB_STATUSES
+from aigc.vocab import ACTIVE_JOB_STATUSES, JobStatus
 from db.tables import ARTIFACT_FACTS, Artifact, Job
 
 
@@ -321,3 +321,13 @@ def requeue_jobs(
 
 def get_artifact(session: Session, artifact_id: uuid.UUID) -> Artifact | None:
     return session.get(Artifact, artifact_id)
+
+
+def restart_grace(session: Session, job_ids: Sequence[uuid.UUID]) -> None:
+    """Queued jobs just republished: their grace starts again, so the dispatcher's next
+    round leaves them to the workers instead of sending them a second time."""
+    session.execute(
+        update(Job)
+        .where(Job.id.in_(job_ids), Job.status == JobStatus.QUEUED)
+        .values(queued_at=func.now())
+    )

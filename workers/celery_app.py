@@ -38,7 +38,7 @@ def create_celery_app(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_queues=[Queue(name) for name in ALL_QUEUES],
+        task_queues=[Queue(name) for name in ALL_QUEUES],  # type: ignore[no-untyped-call]
         task_default_queue=queue_for("text"),
         task_create_missing_queues=False,
         # Only aigc.run_jobs runs, and a malformed message is discarded in one log line

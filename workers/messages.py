@@ -50,19 +50,19 @@ def _short(value: object) -> str:
     return text if len(text) <= MAX_REPORTED_CHARS else text[:MAX_REPORTED_CHARS] + "..."
 
 
-class Channel(kombu_redis.Channel):  # type: ignore[misc]
+class Channel(kombu_redis.Channel):
     """kombu's Redis channel, except that a message it cannot parse is dropped, not raised
     into the worker's event loop (where it would stop the worker)."""
 
     def _brpop_read(self, **options: Any) -> bool:
         try:
-            return bool(super()._brpop_read(**options))
+            return bool(super()._brpop_read(**options))  # type: ignore[no-untyped-call]
         except MALFORMED_ERRORS as exc:
             log.error("dropped a malformed broker message: %s: %s", type(exc).__name__, exc)
             return True
 
 
-class Transport(kombu_redis.Transport):  # type: ignore[misc]
+class Transport(kombu_redis.Transport):
     """kombu's Redis transport with the channel above (`broker_transport` names it)."""
 
     Channel = Channel
@@ -106,7 +106,9 @@ class WorkerConsumer(Consumer):  # type: ignore[misc]
         )
         if not message.acknowledged:
             # On Redis a reject without requeue removes the message for good.
-            message.reject_log_error(log, self.connection_errors, requeue=False)
+            message.reject_log_error(  # type: ignore[no-untyped-call]
+                log, self.connection_errors, requeue=False
+            )
 
     def on_unknown_message(self, body: Any, message: Message) -> None:
         self._discard(message, "not a task message")

@@ -16,7 +16,9 @@ from workers.runtime import get_runtime
 log = logging.getLogger(__name__)
 
 
-@shared_task(name=RUN_JOBS_TASK, Strategy="workers.messages:checked_strategy")
+@shared_task(  # type: ignore[untyped-decorator]
+    name=RUN_JOBS_TASK, Strategy="workers.messages:checked_strategy"
+)
 def run_jobs(*args: Any, **kwargs: Any) -> dict[str, int]:
     """`run_jobs([job_id, ...])`. The signature takes anything so that a message with the
     wrong arguments is discarded in one log line rather than failing inside Celery."""
@@ -26,7 +28,7 @@ def run_jobs(*args: Any, **kwargs: Any) -> dict[str, int]:
     return execute_jobs(get_runtime(), job_ids)
 
 
-@celeryd_after_setup.connect
+@celeryd_after_setup.connect  # type: ignore[untyped-decorator]
 def _preload_models(sender: str, instance: Any, **_: Any) -> None:
     """Load the default model of each kind this worker consumes before it takes any job:
     the first job on a model then pays no load."""

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aigc.catalog import Catalog
+from aigc.errors import ErrorCode, FieldError, InvalidRequest
 from aigc.settings import Settings
 from aigc.vocab import Kind
 from api.batching import validate_lines
-from api.validation import InvalidJob, ValidJob, parse_batch_job
+from api.validation import ValidJob, parse_batch_job
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
@@ -70,10 +71,17 @@ def _valid_job(
     native, sources = _native_job(raw, endpoint, catalog)
     try:
         return parse_batch_job(native, catalog, settings)
-    except InvalidJob as exc:
+    except InvalidRequest as exc:
         # Name the field the client wrote, not the native one it became.
-        raise InvalidJob(
-            [{**e, "field": sources.get(e["field"], e["field"])} for e in exc.errors]
+        raise InvalidRequest.from_errors(
+            [
+                {
+                    **e,
+                    "field": sources.get(e["field"], e["field"]),
+                    "code": e.get("code", exc.code),
+                }
+                for e in exc.errors or []
+            ]
         ) from exc
 
 
@@ -82,7 +90,7 @@ class _Body:
 
     def __init__(self, body: dict[str, Any], allowed: frozenset[str]) -> None:
         self.body = body
-        self.errors: list[dict[str, str]] = []
+        self.errors: list[FieldError] = []
         for name in body:
             if name not in allowed:
                 self.error(name, f"is not supported; supported: {', '.join(sorted(allowed))}")
@@ -90,8 +98,8 @@ class _Body:
     def get(self, name: str) -> Any:
         return self.body.get(name)
 
-    def error(self, name: str, message: str) -> None:
-        self.errors.append({"field": f"body.{name}", "message": message})
+    def error(self, name: str, message: str, code: str = ErrorCode.INVALID_REQUEST) -> None:
+        self.errors.append({"field": f"body.{name}", "message": message, "code": code})
 
 
 @dataclass
@@ -115,8 +123,8 @@ def _native_job(
     raw: dict[str, Any], endpoint: str, catalog: Catalog
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The native job dict for one request line and where each native field came from;
-    raises InvalidJob with every problem the translation itself finds."""
-    errors = [
+    raises InvalidRequest with every problem the translation itself finds."""
+    errors: list[FieldError] = [
         {"field": name, "message": "is not a field of a batch request line"}
         for name in raw
         if name not in LINE_FIELDS
@@ -129,14 +137,14 @@ def _native_job(
         errors.append({"field": "url", "message": f"must be the batch's endpoint, {endpoint}"})
     if not isinstance(raw.get("body"), dict):
         errors.append({"field": "body", "message": "must be an object"})
-        raise InvalidJob(errors)
+        raise InvalidRequest.from_errors(errors)
     body = _Body(raw["body"], ALLOWED_FIELDS[endpoint])
     kind = ENDPOINT_KINDS[endpoint]
     translation = TRANSLATORS[endpoint](body)
     model = _served_model(body, kind, catalog)
     errors += body.errors
     if errors:
-        raise InvalidJob(errors)
+        raise InvalidRequest.from_errors(errors)
     if body.get("model") is not None:
         translation.options["model"] = body.get("model")
     native: dict[str, Any] = {
@@ -152,21 +160,33 @@ def _native_job(
 
 
 def _served_model(body: _Body, kind: Kind, catalog: Catalog) -> str | None:
-    """The model to run: a served model of the right kind by its name; an OpenAI model name
-    (`gpt-4o-mini`, `dall-e-3`, `tts-1`, ...) or none runs on the kind's default model."""
+    """The model to run: a served model of the right kind by its name or an alias the
+    operator configured (AIGC_MODEL_ALIASES); none runs on the kind's default model. Any
+    other name (an OpenAI model that is not aliased) is refused: a request never runs on a
+    model it did not ask for."""
     requested = body.get("model")
     if requested is None:
         return None
     if not isinstance(requested, str):
         body.error("model", "must be a string")
         return None
-    spec = catalog.specs.get(requested)
+    spec = catalog.lookup(requested)
     if spec is None:
+        body.error(
+            "model",
+            f"model {requested!r} is not served here; {kind} models: "
+            f"{', '.join(catalog.choices(kind))}",
+            ErrorCode.MODEL_NOT_FOUND,
+        )
         return None
     if spec.kind != kind:
-        body.error("model", f"{requested} generates {spec.kind}; this endpoint needs {kind}")
+        body.error(
+            "model",
+            f"{requested} generates {spec.kind}; this endpoint needs {kind}",
+            ErrorCode.MODEL_NOT_FOUND,
+        )
         return None
-    return requested
+    return spec.name
 
 
 def _single_response(body: _Body) -> None:
