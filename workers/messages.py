@@ -7,7 +7,8 @@ the same message. Each layer is closed with the hook its library offers:
 
 - kombu's Redis channel parses the raw message (JSON, envelope, body encoding) before any
   Celery code sees it: `Channel` drops what it cannot parse (the message is already off the
-  queue and not yet held as unacknowledged, so dropping it is the whole cleanup).
+  queue and not yet held as unacknowledged, so dropping it is the whole cleanup), and its
+  `QoS` deletes unacknowledged entries it cannot restore.
 - Celery's consumer reads headers and body and looks the task up: `WorkerConsumer` (the
   `worker_consumer` setting) serves only `aigc.run_jobs`, logs each discard in one line and
   acknowledges the message, whatever the failure.
@@ -50,9 +51,29 @@ def _short(value: object) -> str:
     return text if len(text) <= MAX_REPORTED_CHARS else text[:MAX_REPORTED_CHARS] + "..."
 
 
+class QoS(kombu_redis.QoS):
+    """kombu's Redis bookkeeping of unacknowledged messages, except that an entry it cannot
+    parse is deleted. kombu would raise on it at every restore sweep, and the sweep would
+    never reach the entries after it."""
+
+    def restore_by_tag(self, tag: Any, client: Any = None, leftmost: bool = False) -> None:
+        try:
+            super().restore_by_tag(tag, client, leftmost)  # type: ignore[no-untyped-call]
+        except MALFORMED_ERRORS as exc:
+            log.error(
+                "dropped a malformed unacknowledged message %s: %s: %s",
+                _short(tag),
+                type(exc).__name__,
+                exc,
+            )
+            self._remove_from_indices(tag).execute()  # type: ignore[no-untyped-call]
+
+
 class Channel(kombu_redis.Channel):
     """kombu's Redis channel, except that a message it cannot parse is dropped, not raised
     into the worker's event loop (where it would stop the worker)."""
+
+    QoS = QoS
 
     def _brpop_read(self, **options: Any) -> bool:
         try:

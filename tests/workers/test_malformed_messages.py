@@ -22,7 +22,7 @@ from tests.live import isolated_broker, started_worker, wait_for_job
 from workers.celery_app import create_celery_app
 from workers.routing import RUN_JOBS_TASK
 
-DISCARD_LINE = re.compile(r"dropped a malformed broker message|discarded a")
+DISCARD_LINE = re.compile(r"dropped a malformed|discarded a")
 CRASH_SIGNS = ("Unrecoverable error", "Connection to broker lost", "Traceback")
 
 
@@ -130,6 +130,14 @@ def test_malformed_messages_are_discarded_and_the_worker_serves_on(
             for raw in _bad_messages(queue).values():
                 broker.lpush(queue, raw)
                 pushed += 1
+        # kombu's record of delivered, unacknowledged messages, restored by a periodic sweep.
+        # (An entry [message, exchange, key] whose message is not an object kombu removes
+        # itself, with a traceback.)
+        unacked = {"junk": "not json", "short": "[1]", "object": '{"a": 1}'}
+        for tag, raw in unacked.items():
+            broker.hset("unacked", tag, raw)
+            broker.zadd("unacked_index", {tag: 0})
+            pushed += 1
         with started_worker(isolated, tiny_models, "text,image", log_dir=tmp_path) as worker:
             job = client.post("/v1/jobs", json={"kind": "text", "model": "echo", "prompt": "1"})
             assert wait_for_job(client, job.json()["id"])["status"] == JobStatus.SUCCEEDED
