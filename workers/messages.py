@@ -53,8 +53,8 @@ def _short(value: object) -> str:
 
 class QoS(kombu_redis.QoS):
     """kombu's Redis bookkeeping of unacknowledged messages, except that an entry it cannot
-    parse is deleted. kombu would raise on it at every restore sweep, and the sweep would
-    never reach the entries after it."""
+    parse is deleted. kombu raises on it in the restore sweep that runs as the worker starts,
+    which stops the worker, at every restart."""
 
     def restore_by_tag(self, tag: Any, client: Any = None, leftmost: bool = False) -> None:
         try:
