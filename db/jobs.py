@@ -13,8 +13,24 @@ from sqlalchemy.orm import Session, selectinload
 
 from aigc.errors import ErrorCode
 from aigc.ids import uuid7
-from aigc.vocab import ACTIVE_JOB_STATUSES
+from aigc.vocab import ACTIVE_JOB_STATUSES, DEFAULT_JOB_PRIORITY, JobStatus
+from db.intervals import seconds_ago, seconds_from_now
 from db.tables import ARTIFACT_FACTS, Artifact, Job
+
+
+def back_in_queue() -> dict[str, Any]:
+    """The fields that put a job back in the queue, the same for every way back (a transient
+    failure, an expired lease, a retry): no worker, lease or progress of the run that ended,
+    and `queued_at` now, so the dispatcher's grace counts from the requeue."""
+    return {
+        "status": JobStatus.QUEUED,
+        "worker": None,
+        "started_at": None,
+        "lease_expires_at": None,
+        "progress_done": None,
+        "progress_total": None,
+        "queued_at": func.now(),
+    }
 
 
 @dataclass(frozen=True)
@@ -37,7 +53,7 @@ def create_job(
     prompt: str,
     params: dict[str, Any],
     metadata: dict[str, Any],
-    priority: str = "normal",
+    priority: str = DEFAULT_JOB_PRIORITY,
 ) -> Job:
     job = Job(
         kind=kind,
@@ -46,7 +62,7 @@ def create_job(
         params=params,
         meta=metadata,
         priority=priority,
-        status="queued",
+        status=JobStatus.QUEUED,
         attempts=0,
         artifacts=[],  # known empty: serializing the new job reads nothing back
     )
@@ -86,7 +102,7 @@ def cancel_job(session: Session, job_id: uuid.UUID) -> bool:
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status.in_(ACTIVE_JOB_STATUSES))
-        .values(status="canceled", finished_at=func.now())
+        .values(status=JobStatus.CANCELED, finished_at=func.now())
     )
     return result.rowcount == 1  # type: ignore[attr-defined]
 
@@ -113,13 +129,13 @@ def claim_jobs(
     """
     rows = session.execute(
         update(Job)
-        .where(Job.id.in_(job_ids), Job.status == "queued")
+        .where(Job.id.in_(job_ids), Job.status == JobStatus.QUEUED)
         .values(
-            status="running",
+            status=JobStatus.RUNNING,
             worker=worker,
             attempts=Job.attempts + 1,
             started_at=func.now(),
-            lease_expires_at=_lease_end(lease_s),
+            lease_expires_at=seconds_from_now(lease_s),
             error_code=None,
             error_message=None,
         )
@@ -128,18 +144,53 @@ def claim_jobs(
     return sorted((ClaimedJob(*row) for row in rows), key=lambda job: job.id)
 
 
-def _lease_end(lease_s: float) -> Any:
-    return func.now() + func.make_interval(0, 0, 0, 0, 0, 0, lease_s)
-
-
-def _this_run(runs: Mapping[uuid.UUID, int], worker: str) -> Any:
+def _this_run(
+    runs: Mapping[uuid.UUID, int],
+    worker: str,
+    statuses: Sequence[JobStatus] = (JobStatus.RUNNING,),
+) -> Any:
     """Rows still running as this worker's attempt: a job another worker (or a later attempt
-    of this one) took over after its lease expired is not ours to finish."""
+    of this one) took over after its lease expired is not ours to finish. The primary key
+    finds them: (id, attempts) pairs."""
     return and_(
+        # The plain id list lets the planner use the primary key, whatever else is running.
+        Job.id.in_(list(runs)),
         tuple_(Job.id, Job.attempts).in_(list(runs.items())),
-        Job.status == "running",
+        Job.status.in_(statuses),
         Job.worker == worker,
     )
+
+
+def still_running(session: Session, *, runs: Mapping[uuid.UUID, int], worker: str) -> bool:
+    """Whether any of these runs is still running as this worker's: False once all were
+    canceled (or taken over). One primary-key lookup that stops at the first row, cheap
+    enough for a worker to ask between every two denoising steps or tokens."""
+    found = session.scalar(select(Job.id).where(_this_run(runs, worker)).limit(1))
+    return found is not None
+
+
+def store_progress(
+    session: Session,
+    *,
+    runs: Mapping[uuid.UUID, int],
+    worker: str,
+    done: int,
+    total: int,
+    final: bool = False,
+) -> int:
+    """Record how far a run has got (steps done of total) on its jobs; returns rows written.
+
+    Only rows still running as this run change. With `final`, rows canceled while the run
+    went on are written too, so a canceled job shows the step its worker really stopped at
+    (a retry clears `worker`, so it never matches a later run's row).
+    """
+    statuses = (JobStatus.RUNNING, JobStatus.CANCELED) if final else (JobStatus.RUNNING,)
+    result = session.execute(
+        update(Job)
+        .where(_this_run(runs, worker, statuses))
+        .values(progress_done=done, progress_total=total)
+    )
+    return result.rowcount  # type: ignore[attr-defined,no-any-return]
 
 
 def renew_leases(
@@ -147,7 +198,9 @@ def renew_leases(
 ) -> int:
     """The worker's heartbeat: extend the lease of its runs that are still running."""
     result = session.execute(
-        update(Job).where(_this_run(runs, worker)).values(lease_expires_at=_lease_end(lease_s))
+        update(Job)
+        .where(_this_run(runs, worker))
+        .values(lease_expires_at=seconds_from_now(lease_s))
     )
     return result.rowcount  # type: ignore[attr-defined,no-any-return]
 
@@ -171,7 +224,7 @@ def succeed_jobs(
         session.scalars(
             update(Job)
             .where(_this_run(runs, worker))
-            .values(status="succeeded", finished_at=func.now(), lease_expires_at=None)
+            .values(status=JobStatus.SUCCEEDED, finished_at=func.now(), lease_expires_at=None)
             .returning(Job.id)
         )
     )
@@ -208,7 +261,7 @@ def fail_job(
         update(Job)
         .where(_this_run({job_id: attempt}, worker))
         .values(
-            status="failed",
+            status=JobStatus.FAILED,
             error_code=error_code,
             error_message=error_message,
             finished_at=func.now(),
@@ -230,17 +283,12 @@ def release_job(
 ) -> str | None:
     """After a transient failure: back to `queued` for another try, or `failed` once it has
     had max_attempts. Returns the new status, None when the job is no longer this run."""
-    status = "queued" if attempt < max_attempts else "failed"
-    values: dict[str, Any] = {
-        "status": status,
-        "error_code": error_code,
-        "error_message": error_message,
-        "lease_expires_at": None,
-    }
-    if status == "queued":
-        values.update(worker=None, started_at=None, queued_at=func.now())
+    if attempt < max_attempts:
+        values = back_in_queue()
     else:
-        values.update(finished_at=func.now())
+        values = {"status": JobStatus.FAILED, "finished_at": func.now(), "lease_expires_at": None}
+    values.update(error_code=error_code, error_message=error_message)
+    status: str = values["status"]
     result = session.execute(update(Job).where(_this_run({job_id: attempt}, worker)).values(values))
     return status if result.rowcount == 1 else None  # type: ignore[attr-defined]
 
@@ -248,12 +296,12 @@ def release_job(
 def reap_expired_leases(session: Session, *, max_attempts: int) -> list[Job]:
     """Jobs whose worker stopped renewing its lease (killed, host lost): back to `queued`,
     or `failed` with worker_lost once they have had max_attempts. Returns the requeued ones."""
-    expired = and_(Job.status == "running", Job.lease_expires_at < func.now())
+    expired = and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < func.now())
     session.execute(
         update(Job)
         .where(expired, Job.attempts >= max_attempts)
         .values(
-            status="failed",
+            status=JobStatus.FAILED,
             error_code=ErrorCode.WORKER_LOST,
             error_message=f"the worker running this job stopped {max_attempts} time(s)",
             finished_at=func.now(),
@@ -263,13 +311,7 @@ def reap_expired_leases(session: Session, *, max_attempts: int) -> list[Job]:
     requeued = session.scalars(
         update(Job)
         .where(expired, Job.attempts < max_attempts)
-        .values(
-            status="queued",
-            worker=None,
-            started_at=None,
-            lease_expires_at=None,
-            queued_at=func.now(),
-        )
+        .values(back_in_queue())
         .returning(Job)
     ).all()
     return sorted(requeued, key=lambda job: job.id)
@@ -282,8 +324,8 @@ def stale_queued_jobs(session: Session, *, older_than_s: float, limit: int) -> S
     return session.execute(
         select(Job.id, Job.kind, Job.model, Job.priority)
         .where(
-            Job.status == "queued",
-            Job.queued_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_s),
+            Job.status == JobStatus.QUEUED,
+            Job.queued_at < seconds_ago(older_than_s),
         )
         .order_by(Job.queued_at, Job.id)
         .limit(limit)
@@ -306,14 +348,7 @@ def requeue_jobs(
         query = query.where(Job.batch_id == batch_id)
     requeued = session.scalars(
         query.values(
-            status="queued",
-            worker=None,
-            error_code=None,
-            error_message=None,
-            started_at=None,
-            finished_at=None,
-            lease_expires_at=None,
-            queued_at=func.now(),
+            {**back_in_queue(), "error_code": None, "error_message": None, "finished_at": None}
         ).returning(Job)
     ).all()
     return sorted(requeued, key=lambda job: (job.line or 0, job.id))

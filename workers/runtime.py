@@ -8,11 +8,10 @@ import socket
 from dataclasses import dataclass
 from functools import lru_cache
 
-from sqlalchemy.orm import Session, sessionmaker
-
 from aigc.catalog import Catalog, build_catalog
 from aigc.settings import Settings, get_settings
 from aigc.storage import ArtifactStore, LocalStore
+from db.job_store import JobStore, SqlJobStore
 from db.session import make_engine, make_session_factory
 from workers.heartbeat import Heartbeat
 from workers.model_cache import ModelCache
@@ -21,7 +20,8 @@ from workers.model_cache import ModelCache
 @dataclass
 class WorkerRuntime:
     settings: Settings
-    session_factory: sessionmaker[Session]
+    # The jobs table, as the worker uses it (a fake in the unit tests).
+    jobs: JobStore
     store: ArtifactStore
     catalog: Catalog
     models: ModelCache
@@ -37,15 +37,15 @@ def create_runtime(settings: Settings) -> WorkerRuntime:
         connect_timeout_s=settings.db_connect_timeout_s,
         pre_ping=False,
     )
-    session_factory = make_session_factory(engine)
+    jobs = SqlJobStore(make_session_factory(engine))
     worker_name = f"{socket.gethostname()}:{os.getpid()}"
     return WorkerRuntime(
         settings=settings,
-        session_factory=session_factory,
+        jobs=jobs,
         store=LocalStore(settings.artifact_dir),
         catalog=build_catalog(settings),
         models=ModelCache(settings.model_dir, settings.model_cache_size),
-        heartbeat=Heartbeat(session_factory, worker_name, settings.lease_s),
+        heartbeat=Heartbeat(jobs, worker_name, settings.lease_s),
         worker_name=worker_name,
     )
 
