@@ -67,9 +67,16 @@ class InvalidRequest(AigcError):
 
 
 class InvalidBatch(InvalidRequest):
-    """One or more lines of a batch are invalid; `errors` carry their line numbers."""
+    """One or more lines of a batch are invalid; `errors` carry their line numbers (the
+    first ones, if there are many) and `error_count` counts them all."""
 
     code = ErrorCode.INVALID_BATCH
+
+    def __init__(
+        self, message: str, errors: list[FieldError], *, error_count: int | None = None
+    ) -> None:
+        super().__init__(message, errors)
+        self.error_count = len(errors) if error_count is None else error_count
 
 
 class ModelNotFound(InvalidRequest):

@@ -98,10 +98,6 @@ class Settings(BaseSettings):
                 return "postgresql+psycopg://" + url[len(prefix) :]
         return url
 
-    @property
-    def base_url(self) -> str:
-        return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
-
     def require_database_url(self) -> str:
         if not self.database_url:
             raise RuntimeError(

@@ -3,54 +3,24 @@ with a bulk insert, then chunked publishing after commit."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from celery import Celery
 from sqlalchemy.orm import Session
 
+from aigc.errors import InvalidBatch, InvalidRequest
+from aigc.jsonl import LineErrors
 from aigc.settings import Settings
-from api.errors import ApiError
-from api.validation import InvalidJob, ValidJob
+from api.validation import ValidJob
 from db.batches import create_batch
 from db.tables import Batch
 from workers.dispatch import JobRef, chunk_jobs, publish_chunks
 
-# A 422 lists at most this many bad lines (and says how many there were in all).
-MAX_REPORTED_LINE_ERRORS = 1000
 
-
-class LineErrors:
-    """Errors found while reading a batch, each with its 1-based line number."""
-
-    def __init__(self) -> None:
-        self.errors: list[dict[str, Any]] = []
-        self.count = 0
-
-    def add(self, line: int, field: str, message: str) -> None:
-        self.count += 1
-        if len(self.errors) < MAX_REPORTED_LINE_ERRORS:
-            self.errors.append({"line": line, "field": field, "message": message})
-
-    def raise_if_any(self) -> None:
-        if not self.count:
-            return
-        lines = sorted({e["line"] for e in self.errors})
-        shown = ", ".join(str(n) for n in lines[:10]) + (", ..." if len(lines) > 10 else "")
-        raise ApiError(
-            422,
-            "invalid_batch",
-            f"{self.count} error(s) in the batch (lines {shown}); nothing was stored",
-            self.errors,
-        )
-
-
-def _whole_batch_error(field: str, message: str) -> ApiError:
+def _whole_batch_error(field: str, message: str) -> InvalidBatch:
     # Line 0: the batch as a whole.
-    return ApiError(
-        422, "invalid_batch", message, [{"line": 0, "field": field, "message": message}]
-    )
+    return InvalidBatch(message, [{"line": 0, "field": field, "message": message}])
 
 
 def validate_lines(
@@ -62,7 +32,7 @@ def validate_lines(
     whole_field: str = "jobs",
 ) -> list[ValidJob]:
     """Every (line number, decoded JSON) parsed into a job; raises one 422 listing every bad
-    line. `parse` raises InvalidJob naming the fields that are wrong; `whole_field` names
+    line. `parse` raises InvalidRequest naming the fields that are wrong; `whole_field` names
     what an error about the batch as a whole points at."""
     if not items:
         raise _whole_batch_error(whole_field, "the batch has no jobs")
@@ -77,8 +47,8 @@ def validate_lines(
     for line, raw in items:
         try:
             job = parse(raw)
-        except InvalidJob as exc:
-            for error in exc.errors:
+        except InvalidRequest as exc:
+            for error in exc.errors or []:
                 errors.add(line, error["field"], error["message"])
             continue
         if job.custom_id is None and require_custom_id:
@@ -90,33 +60,6 @@ def validate_lines(
         jobs.append(job)
     errors.raise_if_any()
     return jobs
-
-
-def jsonl_lines(body: bytes, settings: Settings) -> list[tuple[int, Any]]:
-    """(line number, decoded object) for each non-blank line; raises one 422 listing every
-    line that is not a JSON object."""
-    errors = LineErrors()
-    decoded: list[tuple[int, Any]] = []
-    for number, raw_line in enumerate(body.splitlines(), start=1):
-        if not raw_line.strip():
-            continue
-        if len(raw_line) > settings.max_jsonl_line_bytes:
-            errors.add(number, "line", f"longer than {settings.max_jsonl_line_bytes} bytes")
-            continue
-        try:
-            value = json.loads(raw_line.decode("utf-8"))
-        except UnicodeDecodeError:
-            errors.add(number, "line", "is not valid UTF-8")
-            continue
-        except json.JSONDecodeError as exc:
-            errors.add(number, "line", f"is not valid JSON: {exc.msg} at column {exc.colno}")
-            continue
-        if not isinstance(value, dict):
-            errors.add(number, "line", "must be a JSON object")
-            continue
-        decoded.append((number, value))
-    errors.raise_if_any()
-    return decoded
 
 
 def accept_batch(

@@ -30,7 +30,7 @@ def get_catalog(request: Request) -> Catalog:
 
 
 def get_celery(request: Request) -> Celery:
-    return request.app.state.celery  # type: ignore[no-any-return]
+    return request.app.state.celery
 
 
 def get_store(request: Request) -> ArtifactStore:

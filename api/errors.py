@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -16,6 +17,7 @@ from aigc.errors import (
     AigcError,
     Conflict,
     Gone,
+    InvalidBatch,
     InvalidRequest,
     NotFound,
 )
@@ -33,46 +35,23 @@ HTTP_STATUS_BY_ERROR: dict[type[AigcError], int] = {
 
 def http_status(exc: AigcError) -> int:
     for cls in type(exc).__mro__:
-        status = HTTP_STATUS_BY_ERROR.get(cls)  # type: ignore[call-overload]
+        status = HTTP_STATUS_BY_ERROR.get(cls)
         if status is not None:
             return status
     return 500
 
 
-class ApiError(Exception):
-    """An error with its HTTP status, a stable `type` and a message for people."""
-
-    def __init__(
-        self,
-        status_code: int,
-        type_: str,
-        message: str,
-        errors: list[dict[str, Any]] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.type = type_
-        self.message = message
-        self.errors = errors
-
-
-def invalid(field: str, message: str) -> ApiError:
-    """A 422 naming the one field that is wrong."""
-    return ApiError(
-        422, "invalid_request", f"{field}: {message}", [{"field": field, "message": message}]
-    )
-
-
-def not_found(what: str, ident: object) -> ApiError:
-    return ApiError(404, "not_found", f"{what} {ident} does not exist")
-
-
 def error_body(
-    type_: str, message: str, errors: list[dict[str, Any]] | None = None
+    type_: str,
+    message: str,
+    errors: list[dict[str, Any]] | None = None,
+    error_count: int | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"type": type_, "message": message}
     if errors is not None:
         body["errors"] = errors
+    if error_count is not None:
+        body["error_count"] = error_count
     return {"error": body}
 
 
@@ -82,10 +61,17 @@ def field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
-def validation_errors(errors: list[Any], prefix: str = "") -> list[dict[str, str]]:
-    return [
-        {"field": prefix + field_path(error["loc"]), "message": error["msg"]} for error in errors
-    ]
+def invalid_request(
+    exc: ValidationError | RequestValidationError, *, prefix: str = ""
+) -> InvalidRequest:
+    """pydantic's (or FastAPI's) validation errors as the 422 naming each wrong field;
+    `prefix` places them inside the body ("params.")."""
+    return InvalidRequest.from_errors(
+        [
+            {"field": prefix + field_path(error["loc"]), "message": error["msg"]}
+            for error in exc.errors()
+        ]
+    )
 
 
 FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
@@ -98,27 +84,19 @@ def install_error_handlers(app: FastAPI) -> None:
         status = http_status(exc)
         if status >= 500:
             log.error("unexpected %s: %s", exc.code, exc.message)
-        return JSONResponse(error_body(exc.code, exc.message, exc.errors), status)
-
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.type, exc.message, exc.errors), exc.status_code)
+        count = exc.error_count if isinstance(exc, InvalidBatch) else None
+        return JSONResponse(error_body(exc.code, exc.message, exc.errors, count), status)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = validation_errors(list(exc.errors()))
-        message = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        return JSONResponse(error_body("invalid_request", message, errors), 422)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return await _aigc_error(request, invalid_request(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and exc.detail == FASTAPI_BODY_PARSE_ERROR:
             # FastAPI's answer to a body it cannot decode (e.g. invalid UTF-8): say what it is.
-            message = "body: not valid JSON in UTF-8"
-            return JSONResponse(
-                error_body("invalid_request", message, [{"field": "body", "message": message}]),
-                422,
-            )
+            invalid = InvalidRequest.for_field("body", "not valid JSON in UTF-8")
+            return await _aigc_error(request, invalid)
         type_ = HTTP_ERROR_TYPES.get(exc.status_code, "http_error")
         return JSONResponse(
             error_body(type_, str(exc.detail)), exc.status_code, headers=exc.headers

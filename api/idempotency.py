@@ -13,11 +13,10 @@ from typing import Annotated, Any
 
 from fastapi import Header
 from fastapi.responses import JSONResponse
-from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from api.errors import ApiError
-from db.tables import IdempotencyKey
+from aigc.errors import IdempotencyKeyReused
+from db import idempotency as idempotency_queries
 
 MAX_KEY_CHARS = 255
 
@@ -49,35 +48,17 @@ def fingerprint(*parts: bytes | str) -> str:
 def replay_if_seen(session: Session, request: IdempotentRequest, ttl_s: int) -> JSONResponse | None:
     """The stored response for this key, None when the key is new (or expired); a 422 when
     the key was used for a different request."""
-    found = session.execute(
-        select(
-            IdempotencyKey,
-            IdempotencyKey.created_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, ttl_s),
-        ).where(
-            IdempotencyKey.key == request.key,
-            IdempotencyKey.route == request.route,
-        )
-    ).first()
-    if found is None:
+    stored = idempotency_queries.find_response(
+        session, key=request.key, route=request.route, ttl_s=ttl_s
+    )
+    if stored is None:
         return None
-    row, expired = found
-    if expired:
-        session.execute(
-            delete(IdempotencyKey).where(
-                IdempotencyKey.key == request.key, IdempotencyKey.route == request.route
-            )
+    if stored.request_sha256 != request.fingerprint:
+        raise IdempotencyKeyReused.for_field(
+            "Idempotency-Key", "already used for a request with a different body"
         )
-        session.commit()
-        return None
-    if row.request_sha256 != request.fingerprint:
-        raise ApiError(
-            422,
-            "idempotency_key_reused",
-            "this Idempotency-Key was used with a different request body",
-            [{"field": "Idempotency-Key", "message": "already used for another request"}],
-        )
-    headers = {**row.headers, "Idempotent-Replayed": "true"}
-    return JSONResponse(row.response, status_code=row.status_code, headers=headers)
+    headers = {**stored.headers, "Idempotent-Replayed": "true"}
+    return JSONResponse(stored.body, status_code=stored.status_code, headers=headers)
 
 
 def remember(
@@ -89,13 +70,12 @@ def remember(
     headers: dict[str, str],
 ) -> None:
     """Record the response in the caller's transaction (before its commit)."""
-    session.add(
-        IdempotencyKey(
-            key=request.key,
-            route=request.route,
-            request_sha256=request.fingerprint,
-            status_code=status_code,
-            response=body,
-            headers=headers,
-        )
+    idempotency_queries.store_response(
+        session,
+        key=request.key,
+        route=request.route,
+        request_sha256=request.fingerprint,
+        status_code=status_code,
+        body=body,
+        headers=headers,
     )

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from redis import Redis
 
 from aigc.catalog import build_catalog
+from aigc.connections import broker_client, database_engine
 from aigc.settings import Settings, get_settings
 from aigc.storage import LocalStore
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.routes import artifacts, batches, files, health, jobs, models
-from db.session import make_engine, make_session_factory
+from db.session import make_session_factory
 from workers.celery_app import create_celery_app
 
 
@@ -22,19 +22,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Submit text, image and audio generation jobs; poll them; download artifacts.",
     )
-    engine = make_engine(
-        settings.require_database_url(), connect_timeout_s=settings.db_connect_timeout_s
-    )
     app.state.settings = settings
-    app.state.session_factory = make_session_factory(engine)
+    app.state.session_factory = make_session_factory(database_engine(settings))
     app.state.catalog = build_catalog(settings)
     app.state.store = LocalStore(settings.artifact_dir)
     app.state.celery = create_celery_app(settings)
-    app.state.broker_client = Redis.from_url(
-        settings.require_redis_url(),
-        socket_timeout=settings.broker_timeout_s,
-        socket_connect_timeout=settings.broker_timeout_s,
-    )
+    app.state.broker_client = broker_client(settings)
     install_error_handlers(app)
     app.add_middleware(
         BodySizeLimit,

@@ -27,12 +27,12 @@ def job_public(request: Request, settings: Settings, job: Job) -> JobPublic:
     )
     return JobPublic(
         id=job.id,
-        kind=job.kind,  # type: ignore[arg-type]
+        kind=job.kind,
         model=job.model,
         prompt=job.prompt,
         params=job.params,
-        status=job.status,  # type: ignore[arg-type]
-        priority=job.priority,  # type: ignore[arg-type]
+        status=job.status,
+        priority=job.priority,
         error=error,
         progress=progress,
         attempts=job.attempts,

@@ -10,18 +10,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from aigc.catalog import Catalog, UnknownModel
+from aigc.errors import InvalidRequest, ModelNotFound
 from aigc.settings import Settings
-from api.errors import validation_errors
+from api.errors import invalid_request
 from api.schemas import BatchJobCreate, JobCreate
 from db.batches import NewJob
-
-
-class InvalidJob(Exception):
-    """One job request with every field that is wrong: [{"field", "message"}]."""
-
-    def __init__(self, errors: list[dict[str, str]]) -> None:
-        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
-        self.errors = errors
 
 
 @dataclass(frozen=True)
@@ -32,30 +25,28 @@ class ValidJob(NewJob):
     priority: str = "normal"
 
 
-def _field_error(field: str, message: str) -> InvalidJob:
-    return InvalidJob([{"field": field, "message": message}])
-
-
 def validate_job(body: JobCreate, catalog: Catalog, settings: Settings) -> ValidJob:
-    """Raises InvalidJob naming the fields that are wrong."""
+    """Raises InvalidRequest naming the fields that are wrong."""
     if len(body.prompt) > settings.max_prompt_chars:
-        raise _field_error("prompt", f"at most {settings.max_prompt_chars} characters")
+        raise InvalidRequest.for_field("prompt", f"at most {settings.max_prompt_chars} characters")
     if "\x00" in body.prompt:
-        raise _field_error("prompt", "must not contain NUL characters")
+        raise InvalidRequest.for_field("prompt", "must not contain NUL characters")
     metadata = body.metadata or {}
     encoded_metadata = json.dumps(metadata)
     if len(encoded_metadata.encode()) > settings.max_metadata_bytes:
-        raise _field_error("metadata", f"at most {settings.max_metadata_bytes} bytes as JSON")
+        raise InvalidRequest.for_field(
+            "metadata", f"at most {settings.max_metadata_bytes} bytes as JSON"
+        )
     if "\\u0000" in encoded_metadata:
-        raise _field_error("metadata", "must not contain NUL characters")
+        raise InvalidRequest.for_field("metadata", "must not contain NUL characters")
     try:
         spec = catalog.resolve(body.kind, body.model)
     except UnknownModel as exc:
-        raise _field_error("model", str(exc)) from exc
+        raise ModelNotFound.for_field("model", str(exc)) from exc
     try:
         params = spec.validate_params(body.params)
     except ValidationError as exc:
-        raise InvalidJob(validation_errors(list(exc.errors()), prefix="params.")) from exc
+        raise invalid_request(exc, prefix="params.") from exc
     return ValidJob(
         kind=body.kind,
         model=spec.name,
@@ -69,11 +60,11 @@ def validate_job(body: JobCreate, catalog: Catalog, settings: Settings) -> Valid
 def parse_batch_job(raw: Any, catalog: Catalog, settings: Settings) -> ValidJob:
     """One job of a batch from decoded JSON: schema, then the job's own checks."""
     if isinstance(raw, dict) and "priority" in raw:
-        raise _field_error("priority", "is set for the whole batch, not per job")
+        raise InvalidRequest.for_field("priority", "is set for the whole batch, not per job")
     try:
         body = BatchJobCreate.model_validate(raw)
     except ValidationError as exc:
-        raise InvalidJob(validation_errors(list(exc.errors()))) from exc
+        raise invalid_request(exc) from exc
     if body.custom_id is not None and "\x00" in body.custom_id:
-        raise _field_error("custom_id", "must not contain NUL characters")
+        raise InvalidRequest.for_field("custom_id", "must not contain NUL characters")
     return replace(validate_job(body, catalog, settings), custom_id=body.custom_id)

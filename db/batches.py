@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from aigc.ids import uuid7
 from aigc.vocab import ACTIVE_JOB_STATUSES, JobStatus
+from db.session import affected_rows
 from db.tables import Batch, Job
 
 COPY_COLUMNS = (
@@ -155,7 +156,7 @@ def cancel_batch(session: Session, batch_id: uuid.UUID) -> int:
         .where(Job.batch_id == batch_id, Job.status.in_(ACTIVE_JOB_STATUSES))
         .values(status="canceled", finished_at=func.now())
     )
-    return result.rowcount  # type: ignore[attr-defined,no-any-return]
+    return affected_rows(result)
 
 
 def batch_jobs(

@@ -15,6 +15,7 @@ from aigc.errors import ErrorCode
 from aigc.ids import uuid7
 from aigc.vocab import ACTIVE_JOB_STATUSES, DEFAULT_JOB_PRIORITY, JobStatus
 from db.intervals import seconds_ago, seconds_from_now
+from db.session import affected_rows
 from db.tables import ARTIFACT_FACTS, Artifact, Job
 
 
@@ -104,7 +105,7 @@ def cancel_job(session: Session, job_id: uuid.UUID) -> bool:
         .where(Job.id == job_id, Job.status.in_(ACTIVE_JOB_STATUSES))
         .values(status=JobStatus.CANCELED, finished_at=func.now())
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return affected_rows(result) == 1
 
 
 class ClaimedJob(NamedTuple):
@@ -190,7 +191,7 @@ def store_progress(
         .where(_this_run(runs, worker, statuses))
         .values(progress_done=done, progress_total=total)
     )
-    return result.rowcount  # type: ignore[attr-defined,no-any-return]
+    return affected_rows(result)
 
 
 def renew_leases(
@@ -202,7 +203,7 @@ def renew_leases(
         .where(_this_run(runs, worker))
         .values(lease_expires_at=seconds_from_now(lease_s))
     )
-    return result.rowcount  # type: ignore[attr-defined,no-any-return]
+    return affected_rows(result)
 
 
 def succeed_jobs(
@@ -268,7 +269,7 @@ def fail_job(
             lease_expires_at=None,
         )
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return affected_rows(result) == 1
 
 
 def release_job(
@@ -290,7 +291,7 @@ def release_job(
     values.update(error_code=error_code, error_message=error_message)
     status: str = values["status"]
     result = session.execute(update(Job).where(_this_run({job_id: attempt}, worker)).values(values))
-    return status if result.rowcount == 1 else None  # type: ignore[attr-defined]
+    return status if affected_rows(result) == 1 else None
 
 
 def reap_expired_leases(session: Session, *, max_attempts: int) -> list[Job]:
@@ -356,3 +357,13 @@ def requeue_jobs(
 
 def get_artifact(session: Session, artifact_id: uuid.UUID) -> Artifact | None:
     return session.get(Artifact, artifact_id)
+
+
+def restart_grace(session: Session, job_ids: Sequence[uuid.UUID]) -> None:
+    """Queued jobs just republished: their grace starts again, so the dispatcher's next
+    round leaves them to the workers instead of sending them a second time."""
+    session.execute(
+        update(Job)
+        .where(Job.id.in_(job_ids), Job.status == JobStatus.QUEUED)
+        .values(queued_at=func.now())
+    )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, create_engine
+from typing import Any, cast
+
+from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 POOL_SIZE = 10  # per process: the API's thread pool shares it; a worker needs one or two
@@ -25,3 +27,19 @@ def make_engine(url: str, *, connect_timeout_s: int = 3, pre_ping: bool = True) 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def affected_rows(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE changed (execute() is typed as returning any Result)."""
+    return cast(CursorResult[Any], result).rowcount
+
+
+def try_advisory_lock(conn: Connection, key: int) -> bool:
+    """A session-level advisory lock: held as long as this connection lives, released by
+    PostgreSQL if the process dies. False when another connection holds it."""
+    return bool(conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar())
+
+
+def ping(session: Session) -> None:
+    """A round trip to the database; raises when it is unreachable."""
+    session.execute(text("SELECT 1"))

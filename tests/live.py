@@ -14,9 +14,7 @@ import redis
 
 from aigc.cli.stack import spawn, stop_process
 from aigc.settings import Settings
-
-FINAL = {"succeeded", "failed", "canceled"}
-BATCH_FINAL = {"completed", "failed", "canceled"}
+from aigc.vocab import FINAL_BATCH_STATUSES, FINAL_JOB_STATUSES
 
 
 def _wait_for_status(
@@ -34,7 +32,10 @@ def _wait_for_status(
 
 
 def wait_for_job(
-    client: httpx.Client, job_id: str, timeout_s: float = 120.0, until: Iterable[str] = FINAL
+    client: httpx.Client,
+    job_id: str,
+    timeout_s: float = 120.0,
+    until: Iterable[str] = FINAL_JOB_STATUSES,
 ) -> dict[str, Any]:
     return _wait_for_status(client, f"/v1/jobs/{job_id}", until, timeout_s)
 
@@ -84,6 +85,6 @@ def wait_for_batch(
     client: httpx.Client,
     batch_id: str,
     timeout_s: float = 120.0,
-    until: Iterable[str] = BATCH_FINAL,
+    until: Iterable[str] = FINAL_BATCH_STATUSES,
 ) -> dict[str, Any]:
     return _wait_for_status(client, f"/v1/batches/{batch_id}", until, timeout_s)

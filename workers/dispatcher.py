@@ -23,12 +23,13 @@ from typing import Any
 
 from celery import Celery
 from redis import Redis
-from sqlalchemy import Connection, Engine, delete, func, update
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from aigc.settings import Settings
+from db import idempotency as idempotency_queries
 from db import jobs as job_queries
-from db.tables import IdempotencyKey, Job
+from db.session import try_advisory_lock
 from workers.dispatch import JobRef, chunk_jobs, publish_chunks
 from workers.routing import ALL_QUEUES
 
@@ -105,14 +106,9 @@ class Dispatcher:
             report.reaped = len(requeued_refs)
         report.republished = self._republish_missing()
         with self.session_factory.begin() as session:
-            result = session.execute(
-                delete(IdempotencyKey).where(
-                    IdempotencyKey.created_at
-                    < func.now()
-                    - func.make_interval(0, 0, 0, 0, 0, 0, self.settings.idempotency_ttl_s)
-                )
+            report.expired_keys = idempotency_queries.purge_expired(
+                session, ttl_s=self.settings.idempotency_ttl_s
             )
-            report.expired_keys = result.rowcount  # type: ignore[attr-defined]
         return report
 
     def _republish_missing(self) -> int:
@@ -133,11 +129,7 @@ class Dispatcher:
         if sent:
             with self.session_factory.begin() as session:
                 # Restart their grace so the next round does not race the workers.
-                session.execute(
-                    update(Job)
-                    .where(Job.id.in_([ref.id for ref in missing]), Job.status == "queued")
-                    .values(queued_at=func.now())
-                )
+                job_queries.restart_grace(session, [ref.id for ref in missing])
             log.warning("republished %d queued jobs the broker did not hold", len(missing))
         return len(missing) if sent else 0
 
@@ -147,7 +139,7 @@ class Dispatcher:
         while not stop.is_set():
             try:
                 with self.engine.connect() as lock_conn:
-                    if not _try_lead(lock_conn):
+                    if not try_advisory_lock(lock_conn, LEADER_LOCK_KEY):
                         stop.wait(interval)
                         continue
                     log.info("dispatcher is the leader")
@@ -162,24 +154,17 @@ class Dispatcher:
                 stop.wait(interval)
 
 
-def _try_lead(conn: Connection) -> bool:
-    # Session-level lock: held as long as this connection lives, released if the process dies.
-    return bool(conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({LEADER_LOCK_KEY})").scalar())
-
-
 def run_dispatcher(settings: Settings, stop: threading.Event | None = None) -> None:
-    from db.session import make_engine, make_session_factory
+    from aigc.connections import broker_client, database_engine
+    from db.session import make_session_factory
     from workers.celery_app import create_celery_app
 
-    engine = make_engine(
-        settings.require_database_url(), connect_timeout_s=settings.db_connect_timeout_s
-    )
-    broker = Redis.from_url(
-        settings.require_redis_url(),
-        socket_timeout=settings.broker_timeout_s,
-        socket_connect_timeout=settings.broker_timeout_s,
-    )
+    engine = database_engine(settings)
     dispatcher = Dispatcher(
-        settings, engine, make_session_factory(engine), create_celery_app(settings), broker
+        settings,
+        engine,
+        make_session_factory(engine),
+        create_celery_app(settings),
+        broker_client(settings),
     )
     dispatcher.run_forever(stop or threading.Event())

@@ -9,6 +9,7 @@ import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 from models.base import Generator
 from models.errors import ModelLoadError
@@ -24,10 +25,10 @@ class ModelCache:
     def __init__(self, model_dir: Path, capacity: int) -> None:
         self.model_dir = model_dir
         self.capacity = capacity
-        self._loaded: OrderedDict[str, Generator] = OrderedDict()
+        self._loaded: OrderedDict[str, Generator[Any]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, spec: ModelSpec) -> Generator:
+    def get(self, spec: ModelSpec) -> Generator[Any]:
         with self._lock:
             generator = self._loaded.get(spec.name)
             if generator is not None:
@@ -61,7 +62,7 @@ class ModelCache:
         return name in self._loaded
 
 
-def _warm_up(spec: ModelSpec, generator: Generator) -> None:
+def _warm_up(spec: ModelSpec, generator: Generator[Any]) -> None:
     """The generator's throwaway first generation, so the first real chunk pays no lazy
     set-up (kernel selection, allocator growth). A model that cannot generate even that is
     not kept (its memory is collected with the next load's room-making): its jobs fail with

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from aigc.catalog import Catalog, build_catalog
+from aigc.connections import database_engine
 from aigc.settings import Settings, get_settings
 from aigc.storage import ArtifactStore, LocalStore
 from db.job_store import JobStore, SqlJobStore
-from db.session import make_engine, make_session_factory
+from db.session import make_session_factory
 from workers.heartbeat import Heartbeat
 from workers.model_cache import ModelCache
 
@@ -32,12 +33,7 @@ class WorkerRuntime:
 
 def create_runtime(settings: Settings) -> WorkerRuntime:
     # No pre-ping: every statement a worker runs is retried on a connection error.
-    engine = make_engine(
-        settings.require_database_url(),
-        connect_timeout_s=settings.db_connect_timeout_s,
-        pre_ping=False,
-    )
-    jobs = SqlJobStore(make_session_factory(engine))
+    jobs = SqlJobStore(make_session_factory(database_engine(settings, pre_ping=False)))
     worker_name = f"{socket.gethostname()}:{os.getpid()}"
     return WorkerRuntime(
         settings=settings,

@@ -28,7 +28,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from aigc.cli.demo import EXTENSIONS
+from aigc.cli.common import EXTENSIONS
+from aigc.jsonl import BadLine, decode_line, iter_lines
 from aigc.settings import get_settings
 from aigc.vocab import FINAL_BATCH_STATUSES, Priority
 
@@ -112,13 +113,13 @@ def validate_jsonl(data: bytes) -> list[dict[str, Any]]:
     server's answer stays authoritative (models, size limits)."""
     errors: list[dict[str, Any]] = []
     first_line: dict[str, int] = {}
-    for number, raw in enumerate(data.splitlines(), start=1):
-        if not raw.strip():
+    for number, raw in iter_lines(data):
+        try:
+            value = decode_line(raw, max_bytes=get_settings().max_jsonl_line_bytes)
+        except BadLine as exc:
+            errors.append(_line_error(number, "line", str(exc)))
             continue
-        value, problems = _decode_line(number, raw)
-        errors += problems
-        if value is None:
-            continue
+        errors += _job_errors(number, value)
         custom_id = value.get("custom_id")
         if custom_id is None:
             errors.append(_line_error(number, "custom_id", "is required in a JSONL batch"))
@@ -130,31 +131,22 @@ def validate_jsonl(data: bytes) -> list[dict[str, Any]]:
     return errors
 
 
-def _decode_line(number: int, raw: bytes) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-    """The line's JSON object (None when it is not one) and what is wrong with it as a job."""
+def _job_errors(number: int, value: dict[str, Any]) -> list[dict[str, Any]]:
+    """What is wrong with a line's object as a job of a batch."""
     # Imported here: `aigc batch status` and friends need none of this.
-    from api.errors import validation_errors
+    from api.errors import invalid_request
     from api.schemas import BatchJobCreate
     from models.params import PARAMS_BY_KIND
 
-    try:
-        value = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        return None, [_line_error(number, "line", "is not valid UTF-8")]
-    except json.JSONDecodeError as exc:
-        message = f"is not valid JSON: {exc.msg} at column {exc.colno}"
-        return None, [_line_error(number, "line", message)]
-    if not isinstance(value, dict):
-        return None, [_line_error(number, "line", "must be a JSON object")]
     try:
         job = BatchJobCreate.model_validate(value)
         # A kind's bounds are the same whichever model runs it; only defaults differ.
         PARAMS_BY_KIND[job.kind].model_validate(job.params or {})
     except ValidationError as exc:
         prefix = "params." if exc.title in {p.__name__ for p in PARAMS_BY_KIND.values()} else ""
-        errors = validation_errors(list(exc.errors()), prefix=prefix)
-        return value, [_line_error(number, e["field"], e["message"]) for e in errors]
-    return value, []
+        invalid = invalid_request(exc, prefix=prefix)
+        return [_line_error(number, e["field"], e["message"]) for e in invalid.errors or []]
+    return []
 
 
 def _line_error(line: int, field: str, message: str) -> dict[str, Any]:
@@ -220,9 +212,8 @@ def _submit(client: httpx.Client, data: bytes, priority: str | None) -> dict[str
     if response.status_code == 422:
         error = response.json().get("error", {})
         if error.get("type") == "invalid_batch" and error.get("errors"):
-            # The server lists at most 1,000 bad lines; its message starts with the full count.
-            count = re.match(r"\d+", error.get("message", ""))
-            _print_line_errors(error["errors"], int(count.group()) if count else None)
+            # The server lists at most 1,000 bad lines and counts them all.
+            _print_line_errors(error["errors"], error.get("error_count"))
             raise typer.Exit(EXIT_INVALID)
     return _checked(response)  # type: ignore[no-any-return]
 

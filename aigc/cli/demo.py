@@ -11,7 +11,9 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from aigc.cli.common import EXTENSIONS, TINY_NOTICE
 from aigc.settings import Settings
+from aigc.vocab import FINAL_JOB_STATUSES
 
 DEMO_JOBS: list[dict[str, Any]] = [
     {
@@ -33,8 +35,6 @@ DEMO_JOBS: list[dict[str, Any]] = [
         "metadata": {"source": "aigc demo"},
     },
 ]
-EXTENSIONS = {"text/plain; charset=utf-8": "txt", "image/png": "png", "audio/wav": "wav"}
-FINAL = {"succeeded", "failed", "canceled"}
 POLL_INTERVAL_S = 0.3
 
 
@@ -50,10 +50,19 @@ def _facts(artifact: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in artifact.items() if k not in skip)
 
 
+def _bar_state(job: dict[str, Any]) -> dict[str, Any]:
+    """A job's progress bar: its steps done of the total while it runs, full once it ended."""
+    description = f"{job['kind']} job: {job['status']}"
+    progress = job.get("progress") or {}
+    total, done = progress.get("total") or 1, progress.get("done") or 0
+    if job["status"] in FINAL_JOB_STATUSES:
+        done = total
+    steps = f"{done}/{total} steps" if progress else ""
+    return {"description": description, "total": total, "completed": done, "steps": steps}
+
+
 def run_demo(settings: Settings, console: Console, *, timeout_s: float) -> int:
     """Returns the process exit code: 0 when every job succeeded."""
-    from aigc.cli.main import TINY_NOTICE
-
     with ExitStack() as cleanup:
         api_url = f"http://{settings.api_host}:{settings.api_port}"
         if _running_api(api_url):
@@ -89,19 +98,19 @@ def _submit_and_follow(
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[steps]}"),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console) as progress:
-        bar = progress.add_task("jobs finished", total=len(jobs))
+        # One bar per job, advancing with the steps (tokens, denoising steps) its worker
+        # reports while it runs.
+        bars = {job_id: progress.add_task("", total=1, steps="") for job_id in jobs}
         while True:
-            for job_id in jobs:
-                if jobs[job_id]["status"] not in FINAL:
-                    jobs[job_id] = client.get(f"/v1/jobs/{job_id}").raise_for_status().json()
-            done = sum(job["status"] in FINAL for job in jobs.values())
-            states = ", ".join(f"{j['kind']}: {j['status']}" for j in jobs.values())
-            progress.update(bar, completed=done, description=f"jobs finished ({states})")
-            if done == len(jobs):
+            for job_id, job in jobs.items():
+                if job["status"] not in FINAL_JOB_STATUSES:
+                    job = jobs[job_id] = client.get(f"/v1/jobs/{job_id}").raise_for_status().json()
+                progress.update(bars[job_id], **_bar_state(job))
+            if all(job["status"] in FINAL_JOB_STATUSES for job in jobs.values()):
                 break
             if time.monotonic() > deadline:
                 console.print(f"[red]jobs did not finish within {timeout_s:.0f}s[/]")
@@ -113,8 +122,8 @@ def _submit_and_follow(
     for job in jobs.values():
         if job["status"] != "succeeded":
             failed += 1
-            error = job["error"] or {"type": job["status"], "message": ""}
-            reason = f"{error['type']}: {error['message']}"
+            error = job["error"] or {"code": job["status"], "message": ""}
+            reason = f"{error['code']}: {error['message']}"
             console.print(f"[red]{job['kind']} job {job['id']} {job['status']}: {reason}[/]")
             continue
         for artifact in job["artifacts"]:

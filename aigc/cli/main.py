@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from aigc.cli.batch import batch_app
+from aigc.cli.common import TINY_NOTICE
 from aigc.settings import get_settings
 
 app = typer.Typer(
@@ -25,12 +26,6 @@ app.add_typer(models_app, name="models")
 app.add_typer(batch_app, name="batch")
 
 console = Console()
-
-TINY_NOTICE = (
-    "Tiny models are built locally with random weights so everything runs offline; "
-    "their output is noise-like (garbled text, noise images and audio), not real content. "
-    "Set AIGC_PROFILE=hub on a GPU host to run real models."
-)
 
 
 def _logging(level: str = "INFO") -> None:

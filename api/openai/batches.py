@@ -23,11 +23,12 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy.orm import Session
 
 from aigc.catalog import Catalog
-from aigc.errors import ErrorCode
+from aigc.errors import ErrorCode, InvalidRequest
+from aigc.jsonl import decode_lines
 from aigc.settings import Settings
 from aigc.storage import ArtifactStore
-from api.batching import accept_batch, jsonl_lines
-from api.errors import ApiError, invalid, validation_errors
+from api.batching import accept_batch
+from api.errors import invalid_request
 from api.openai.requests import (
     CHAT,
     COMPLETIONS,
@@ -116,7 +117,12 @@ def create_openai_batch(
     jobs, and return OpenAI's Batch object. Any bad line is a 422 listing every bad line."""
     create = _parse_create(payload)
     data = _input_file_bytes(session, request.app.state.store, create.input_file_id)
-    jobs = translate_lines(jsonl_lines(data, settings), create.endpoint, catalog, settings)
+    jobs = translate_lines(
+        decode_lines(data, max_line_bytes=settings.max_jsonl_line_bytes),
+        create.endpoint,
+        catalog,
+        settings,
+    )
     batch = accept_batch(
         session,
         celery,
@@ -131,26 +137,28 @@ def create_openai_batch(
         before_commit=before_commit,
     )
     counts = batch_queries.BatchCounts(total=batch.total, by_status={"queued": batch.total})
-    return openai_batch_object(request, session, batch, counts)
+    return openai_batch_object(batch, counts)
 
 
 def _parse_create(payload: dict[str, Any]) -> OpenAIBatchCreate:
     try:
         return OpenAIBatchCreate.model_validate(payload)
     except ValidationError as exc:
-        errors = validation_errors(list(exc.errors()))
-        message = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        raise ApiError(422, "invalid_request", message, errors) from exc
+        raise invalid_request(exc) from exc
 
 
 def _input_file_bytes(session: Session, store: ArtifactStore, file_id: str) -> bytes:
     file = file_queries.get_file(session, file_id)
     if file is None:
-        raise invalid("input_file_id", f"file {file_id} does not exist")
+        raise InvalidRequest.for_field("input_file_id", f"file {file_id} does not exist")
     if file.purpose != "batch":
-        raise invalid("input_file_id", f"file {file_id} has purpose {file.purpose!r}, not 'batch'")
+        raise InvalidRequest.for_field(
+            "input_file_id", f"file {file_id} has purpose {file.purpose!r}, not 'batch'"
+        )
     if not store.exists(file.storage_key):
-        raise invalid("input_file_id", f"the bytes of file {file_id} are no longer stored")
+        raise InvalidRequest.for_field(
+            "input_file_id", f"the bytes of file {file_id} are no longer stored"
+        )
     with store.open(file.storage_key) as f:
         return f.read()
 
@@ -158,14 +166,9 @@ def _input_file_bytes(session: Session, store: ArtifactStore, file_id: str) -> b
 # ---- The Batch object ------------------------------------------------------------------
 
 
-def openai_batch_object(
-    request: Request, session: Session, batch: Batch, counts: batch_queries.BatchCounts
-) -> dict[str, Any]:
-    """OpenAI's Batch object. The first time the batch is seen finished, its output and
-    error files are written (once, whoever asks first)."""
+def openai_batch_object(batch: Batch, counts: batch_queries.BatchCounts) -> dict[str, Any]:
+    """OpenAI's Batch object, from the row and its job counts alone."""
     status = openai_status(batch, counts)
-    if status in OPENAI_FINAL_STATUSES and batch.output_file_id is None:
-        _write_result_files(request, session, batch)
     done_at = _unix(counts.finished_at) if status in OPENAI_FINAL_STATUSES else None
     cancel_at = _unix(batch.cancel_requested_at) if status in ("cancelling", "cancelled") else None
     created_at = _unix(batch.created_at)
@@ -213,9 +216,17 @@ def _unix(moment: datetime | None) -> int | None:
 # ---- Output and error files ------------------------------------------------------------
 
 
-def _write_result_files(request: Request, session: Session, batch: Batch) -> None:
-    """Write the output file (succeeded requests) and, where any request failed or was
-    cancelled, the error file, both in input order; then commit their ids on the batch."""
+def write_result_files_once(
+    request: Request, session: Session, batch: Batch, counts: batch_queries.BatchCounts
+) -> None:
+    """Once the batch has finished: write the output file (succeeded requests) and, where
+    any request failed or was cancelled, the error file, both in input order, and commit
+    their ids on the batch. Whoever asks first writes them; the others find the ids set."""
+    if (
+        batch.output_file_id is not None
+        or openai_status(batch, counts) not in OPENAI_FINAL_STATUSES
+    ):
+        return
     output_id = file_queries.new_file_id()
     if file_queries.claim_batch_output(session, batch.id, output_id):
         renderer = _Renderer(request, batch.endpoint or CHAT)

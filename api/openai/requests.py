@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aigc.catalog import Catalog
+from aigc.errors import InvalidRequest
 from aigc.settings import Settings
 from aigc.vocab import Kind
 from api.batching import validate_lines
-from api.validation import InvalidJob, ValidJob, parse_batch_job
+from api.validation import ValidJob, parse_batch_job
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
@@ -70,10 +71,10 @@ def _valid_job(
     native, sources = _native_job(raw, endpoint, catalog)
     try:
         return parse_batch_job(native, catalog, settings)
-    except InvalidJob as exc:
+    except InvalidRequest as exc:
         # Name the field the client wrote, not the native one it became.
-        raise InvalidJob(
-            [{**e, "field": sources.get(e["field"], e["field"])} for e in exc.errors]
+        raise type(exc).from_errors(
+            [{**e, "field": sources.get(e["field"], e["field"])} for e in exc.errors or []]
         ) from exc
 
 
@@ -115,7 +116,7 @@ def _native_job(
     raw: dict[str, Any], endpoint: str, catalog: Catalog
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The native job dict for one request line and where each native field came from;
-    raises InvalidJob with every problem the translation itself finds."""
+    raises InvalidRequest with every problem the translation itself finds."""
     errors = [
         {"field": name, "message": "is not a field of a batch request line"}
         for name in raw
@@ -129,14 +130,14 @@ def _native_job(
         errors.append({"field": "url", "message": f"must be the batch's endpoint, {endpoint}"})
     if not isinstance(raw.get("body"), dict):
         errors.append({"field": "body", "message": "must be an object"})
-        raise InvalidJob(errors)
+        raise InvalidRequest.from_errors(errors)
     body = _Body(raw["body"], ALLOWED_FIELDS[endpoint])
     kind = ENDPOINT_KINDS[endpoint]
     translation = TRANSLATORS[endpoint](body)
     model = _served_model(body, kind, catalog)
     errors += body.errors
     if errors:
-        raise InvalidJob(errors)
+        raise InvalidRequest.from_errors(errors)
     if body.get("model") is not None:
         translation.options["model"] = body.get("model")
     native: dict[str, Any] = {

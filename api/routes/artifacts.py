@@ -7,8 +7,8 @@ import uuid
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, StreamingResponse
 
+from aigc.errors import Gone, NotFound
 from api.deps import SessionDep, StoreDep
-from api.errors import ApiError, not_found
 from db import jobs as job_queries
 
 router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"])
@@ -27,9 +27,9 @@ def artifact_content(
     """The artifact's bytes, with its content type."""
     artifact = job_queries.get_artifact(session, artifact_id)
     if artifact is None:
-        raise not_found("artifact", artifact_id)
+        raise NotFound("artifact", artifact_id)
     if not store.exists(artifact.storage_key):
-        raise ApiError(410, "gone", f"the bytes of artifact {artifact_id} are no longer stored")
+        raise Gone(f"the bytes of artifact {artifact_id} are no longer stored")
     filename = artifact.storage_key.rsplit("/", 1)[-1]
     headers = {"ETag": f'"{artifact.sha256}"'}
     path = store.local_path(artifact.storage_key)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Annotated, Any
 
 from celery import Celery
@@ -19,12 +19,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from aigc.catalog import Catalog
+from aigc.errors import InvalidRequest, NotFound
+from aigc.jsonl import decode_lines
 from aigc.settings import Settings
 from aigc.storage import ArtifactStore
-from aigc.vocab import DEFAULT_BATCH_PRIORITY, JobStatus, Priority
-from api.batching import accept_batch, jsonl_lines, validate_lines
+from aigc.vocab import DEFAULT_BATCH_PRIORITY, BatchApi, JobStatus, Priority
+from api.batching import accept_batch, validate_lines
 from api.deps import CatalogDep, CeleryDep, SessionDep, SettingsDep, StoreDep
-from api.errors import ApiError, not_found, validation_errors
+from api.errors import invalid_request
 from api.idempotency import (
     IdempotencyKeyHeader,
     IdempotentRequest,
@@ -71,8 +73,8 @@ CREATE_BODY_DOC: dict[str, Any] = {
 def batch_public(batch: Batch, counts: batch_queries.BatchCounts) -> BatchPublic:
     return BatchPublic(
         id=batch.id,
-        status=batch_queries.batch_status(batch, counts),  # type: ignore[arg-type]
-        priority=batch.priority,  # type: ignore[arg-type]
+        status=batch_queries.batch_status(batch, counts),
+        priority=batch.priority,
         counts=BatchCounts(total=counts.total, **{s: counts[s] for s in JobStatus}),
         metadata=batch.meta,
         created_at=batch.created_at,
@@ -85,18 +87,20 @@ def batch_public(batch: Batch, counts: batch_queries.BatchCounts) -> BatchPublic
 def render_batch(
     request: Request, session: Any, batch: Batch, counts: batch_queries.BatchCounts
 ) -> dict[str, Any]:
-    """The batch in the shape of the API that created it."""
-    if batch.api == "openai":
-        from api.openai.batches import openai_batch_object
+    """The batch in the shape of the API that created it. A finished OpenAI-style batch
+    gets its result files first (their ids are part of its object)."""
+    if batch.api == BatchApi.OPENAI:
+        from api.openai.batches import openai_batch_object, write_result_files_once
 
-        return openai_batch_object(request, session, batch, counts)
+        write_result_files_once(request, session, batch, counts)
+        return openai_batch_object(batch, counts)
     return batch_public(batch, counts).model_dump(mode="json")
 
 
 def _load_batch(session: Any, batch_id: uuid.UUID) -> tuple[Batch, batch_queries.BatchCounts]:
     batch = batch_queries.get_batch(session, batch_id)
     if batch is None:
-        raise not_found("batch", batch_id)
+        raise NotFound("batch", batch_id)
     return batch, batch_queries.batch_counts(session, [batch])[batch.id]
 
 
@@ -169,59 +173,78 @@ def _create(
     request: Request,
     body: bytes,
     content_type: str,
-    priority: str,
+    priority: Priority,
     session: Session,
     settings: Settings,
     catalog: Catalog,
     celery: Celery,
     before_commit: Callable[[Batch], None],
 ) -> dict[str, Any]:
+    """Hand the body to the API it speaks: a JSONL upload or a JSON `{"jobs"}` body is a
+    native batch; a JSON body with `input_file_id` is OpenAI's create-batch request."""
     if content_type in JSONL_TYPES:
-        jobs = validate_lines(
-            jsonl_lines(body, settings),
-            lambda raw: parse_batch_job(raw, catalog, settings),
-            settings,
-            require_custom_id=True,
-        )
-        batch = accept_batch(
-            session, celery, settings, jobs=jobs, priority=priority, metadata={},
-            before_commit=before_commit,
+        lines = decode_lines(body, max_line_bytes=settings.max_jsonl_line_bytes)
+        return submit_native_batch(
+            request, session, settings, catalog, celery, lines, require_custom_id=True,
+            priority=priority, metadata={}, before_commit=before_commit,
         )  # fmt: skip
-    else:
-        try:
-            payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ApiError(422, "invalid_request", f"the body is not valid JSON: {exc}") from exc
-        if isinstance(payload, dict) and "input_file_id" in payload:
-            from api.openai.batches import create_openai_batch
+    payload = _json_payload(body)
+    if is_openai_batch_request(payload):
+        from api.openai.batches import create_openai_batch
 
-            return create_openai_batch(
-                request, payload, session, settings, catalog, celery, before_commit
-            )
-        try:
-            create = BatchCreate.model_validate(payload)
-        except ValidationError as exc:
-            errors = validation_errors(list(exc.errors()))
-            message = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-            raise ApiError(422, "invalid_request", message, errors) from exc
-        items = list(enumerate(create.jobs, start=1))
-        jobs = validate_lines(
-            items,
-            lambda raw: parse_batch_job(raw, catalog, settings),
-            settings,
-            require_custom_id=False,
+        return create_openai_batch(
+            request, payload, session, settings, catalog, celery, before_commit
         )
-        batch = accept_batch(
-            session,
-            celery,
-            settings,
-            jobs=jobs,
-            priority=create.priority,
-            metadata=create.metadata or {},
-            before_commit=before_commit,
-        )
+    try:
+        create = BatchCreate.model_validate(payload)
+    except ValidationError as exc:
+        raise invalid_request(exc) from exc
+    return submit_native_batch(
+        request, session, settings, catalog, celery, list(enumerate(create.jobs, start=1)),
+        require_custom_id=False, priority=create.priority, metadata=create.metadata or {},
+        before_commit=before_commit,
+    )  # fmt: skip
+
+
+def _json_payload(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidRequest.for_field("body", f"not valid JSON: {exc}") from exc
+
+
+def is_openai_batch_request(payload: Any) -> bool:
+    """OpenAI's create-batch body names an uploaded input file; a native one lists jobs."""
+    return isinstance(payload, dict) and "input_file_id" in payload
+
+
+def submit_native_batch(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    catalog: Catalog,
+    celery: Celery,
+    lines: Sequence[tuple[int, Any]],
+    *,
+    require_custom_id: bool,
+    priority: Priority,
+    metadata: dict[str, Any],
+    before_commit: Callable[[Batch], None],
+) -> dict[str, Any]:
+    """Validate every (line number, job) of a native batch, store and publish it; returns
+    the new batch's public object."""
+    jobs = validate_lines(
+        lines,
+        lambda raw: parse_batch_job(raw, catalog, settings),
+        settings,
+        require_custom_id=require_custom_id,
+    )
+    batch = accept_batch(
+        session, celery, settings, jobs=jobs, priority=priority, metadata=metadata,
+        before_commit=before_commit,
+    )  # fmt: skip
     counts = batch_queries.BatchCounts(total=batch.total, by_status={"queued": batch.total})
-    return render_batch(request, session, batch, counts)
+    return batch_public(batch, counts).model_dump(mode="json")
 
 
 @router.get("", response_model=BatchList)
@@ -258,7 +281,7 @@ def cancel_batch(batch_id: uuid.UUID, request: Request, session: SessionDep) -> 
     """Cancel a batch: queued jobs never run; running ones stop at their next step."""
     batch = batch_queries.get_batch(session, batch_id)
     if batch is None:
-        raise not_found("batch", batch_id)
+        raise NotFound("batch", batch_id)
     batch_queries.cancel_batch(session, batch_id)
     session.commit()
     batch, counts = _load_batch(session, batch_id)
@@ -278,7 +301,7 @@ def retry_batch(
     succeeded jobs and their artifacts are kept."""
     batch = batch_queries.get_batch(session, batch_id)
     if batch is None:
-        raise not_found("batch", batch_id)
+        raise NotFound("batch", batch_id)
     statuses = ("failed", "canceled") if include_canceled else ("failed",)
     if include_canceled:
         batch.cancel_requested_at = None  # the batch is live again
@@ -305,7 +328,7 @@ def list_batch_jobs(
 ) -> JobList:
     """The batch's jobs in input order, optionally only those in one status."""
     if batch_queries.get_batch(session, batch_id) is None:
-        raise not_found("batch", batch_id)
+        raise NotFound("batch", batch_id)
     jobs = batch_queries.batch_jobs(
         session, batch_id, limit=limit, after_line=-1 if cursor is None else cursor, status=status
     )
@@ -330,7 +353,7 @@ def batch_results(
     """JSONL, one line per job in input order: custom_id, job id, status, error, and each
     artifact's url, mime type, sha256 and facts (text output inline)."""
     if batch_queries.get_batch(session, batch_id) is None:
-        raise not_found("batch", batch_id)
+        raise NotFound("batch", batch_id)
     factory = request.app.state.session_factory
     return StreamingResponse(
         _result_lines(factory, request, settings, store, batch_id),

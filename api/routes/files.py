@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from aigc.errors import Gone, InvalidRequest, NotFound
 from aigc.storage import ArtifactStore, Content
 from api.deps import SessionDep, SettingsDep, StoreDep
-from api.errors import ApiError, invalid, not_found
 from db import files as file_queries
 from db.tables import File
 
@@ -103,40 +103,44 @@ async def _read_form(request: Request) -> FormData:
     # The body's size is bounded as it arrives by api.limits.BodySizeLimit (413).
     content_type = request.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
-        raise invalid("file", "upload the file as multipart/form-data")
+        raise InvalidRequest.for_field("file", "upload the file as multipart/form-data")
     parser = MultiPartParser(request.headers, request.stream(), max_files=1, max_fields=10)
     try:
         return await parser.parse()
     except MultiPartException as exc:
-        raise invalid("file", f"the multipart body is malformed: {exc.message}") from exc
+        raise InvalidRequest.for_field(
+            "file", f"the multipart body is malformed: {exc.message}"
+        ) from exc
 
 
 def _purpose(form: FormData) -> str:
     purpose = form.get("purpose")
     if not isinstance(purpose, str) or not purpose:
-        raise invalid("purpose", "is required")
+        raise InvalidRequest.for_field("purpose", "is required")
     if purpose not in UPLOAD_PURPOSES:
-        raise invalid("purpose", f"must be one of: {', '.join(UPLOAD_PURPOSES)}")
+        raise InvalidRequest.for_field("purpose", f"must be one of: {', '.join(UPLOAD_PURPOSES)}")
     return purpose
 
 
 def _upload(form: FormData) -> tuple[UploadFile, str]:
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
-        raise invalid("file", "is required, as a file part")
+        raise InvalidRequest.for_field("file", "is required, as a file part")
     # Browsers and some clients send a path; only its last part is the file's name.
     filename = (upload.filename or "upload").replace("\\", "/").rsplit("/", 1)[-1] or "upload"
     if len(filename) > MAX_FILENAME_CHARS:
-        raise invalid("file", f"the file name is longer than {MAX_FILENAME_CHARS} characters")
+        raise InvalidRequest.for_field(
+            "file", f"the file name is longer than {MAX_FILENAME_CHARS} characters"
+        )
     if "\x00" in filename:
-        raise invalid("file", "the file name must not contain NUL characters")
+        raise InvalidRequest.for_field("file", "the file name must not contain NUL characters")
     return upload, filename
 
 
 def _check_fields(form: FormData) -> None:
     for name in form:
         if name not in ("file", "purpose"):
-            raise invalid(name, "is not supported")
+            raise InvalidRequest.for_field(name, "is not supported")
 
 
 def _create_file(
@@ -175,7 +179,7 @@ async def upload_file(
 def _load_file(session: Session, file_id: str) -> File:
     file = file_queries.get_file(session, file_id)
     if file is None:
-        raise not_found("file", file_id)
+        raise NotFound("file", file_id)
     return file
 
 
@@ -197,7 +201,7 @@ def file_content(
     """The file's bytes."""
     file = _load_file(session, file_id)
     if not store.exists(file.storage_key):
-        raise ApiError(410, "gone", f"the bytes of file {file_id} are no longer stored")
+        raise Gone(f"the bytes of file {file_id} are no longer stored")
     path = store.local_path(file.storage_key)
     if path is not None:
         return FileResponse(path, media_type="application/octet-stream", filename=file.filename)

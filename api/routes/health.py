@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import BrokerClientDep, SessionDep
 from api.schemas import Health
+from db.session import ping
 
 router = APIRouter(tags=["health"])
 
@@ -27,7 +27,7 @@ def readyz(session: SessionDep, broker: BrokerClientDep) -> Health | JSONRespons
     """The database and the broker are reachable; 503 names the one that is not."""
     checks: dict[str, str] = {}
     try:
-        session.execute(text("SELECT 1"))
+        ping(session)
         checks["database"] = "ok"
     except SQLAlchemyError as exc:
         checks["database"] = f"unreachable: {type(exc).__name__}"

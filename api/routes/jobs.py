@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
+from aigc.errors import Conflict, NotFound
 from aigc.vocab import JobStatus, Kind
 from api.deps import CatalogDep, CeleryDep, SessionDep, SettingsDep
-from api.errors import ApiError, not_found
 from api.idempotency import (
     IdempotencyKeyHeader,
     IdempotentRequest,
@@ -21,7 +21,7 @@ from api.idempotency import (
 )
 from api.schemas import JobCreate, JobList, JobPublic
 from api.serialize import job_public
-from api.validation import InvalidJob, validate_job
+from api.validation import validate_job
 from db import jobs as job_queries
 from workers.dispatch import JobRef, publish_job
 
@@ -49,10 +49,7 @@ def submit_job(
     )
     if idempotent and (replay := replay_if_seen(session, idempotent, settings.idempotency_ttl_s)):
         return replay
-    try:
-        valid = validate_job(body, catalog, settings)
-    except InvalidJob as exc:
-        raise ApiError(422, "invalid_request", str(exc), exc.errors) from exc
+    valid = validate_job(body, catalog, settings)
     job = job_queries.create_job(
         session,
         kind=valid.kind,
@@ -112,7 +109,7 @@ def get_job(
     """A job with its status and artifacts."""
     job = job_queries.get_job(session, job_id)
     if job is None:
-        raise not_found("job", job_id)
+        raise NotFound("job", job_id)
     return job_public(request, settings, job)
 
 
@@ -125,9 +122,9 @@ def cancel_job(
     session.commit()
     job = job_queries.get_job(session, job_id)
     if job is None:
-        raise not_found("job", job_id)
+        raise NotFound("job", job_id)
     if not canceled:
-        raise ApiError(409, "conflict", f"job {job_id} is already {job.status}")
+        raise Conflict(f"job {job_id} is already {job.status}")
     return job_public(request, settings, job)
 
 
@@ -144,12 +141,8 @@ def retry_job(
     session.commit()
     job = job_queries.get_job(session, job_id)
     if job is None:
-        raise not_found("job", job_id)
+        raise NotFound("job", job_id)
     if not requeued:
-        raise ApiError(
-            409,
-            "conflict",
-            f"job {job_id} is {job.status}; only failed or canceled jobs are retried",
-        )
+        raise Conflict(f"job {job_id} is {job.status}; only failed or canceled jobs are retried")
     publish_job(celery, JobRef.of(job))
     return job_public(request, settings, job)

@@ -64,7 +64,7 @@ def test_bad_input_is_422_naming_the_field_and_stores_nothing(
     response = client.post("/v1/jobs", json=body)
     assert response.status_code == 422, response.text
     error = response.json()["error"]
-    assert error["type"] == "invalid_request"
+    assert error["type"] == ("model_not_found" if field == "model" else "invalid_request")
     assert field in [e["field"] for e in error["errors"]]
     assert field in error["message"]
     assert count_jobs(db_engine) == 0
