@@ -231,8 +231,9 @@ def _release(
 def stop_check(runtime: WorkerRuntime, runs: Runs, deadline: float) -> CancelCheck:
     """A should_cancel callback: true past the time limit, or once none of the runs is
     running any more (all were canceled, or taken over after a lost lease). The database is
-    asked at most every STOP_CHECK_INTERVAL_S."""
-    last_checked = time.monotonic()
+    asked at the first call (the jobs may have been canceled while the model loaded), then
+    at most every STOP_CHECK_INTERVAL_S."""
+    last_checked = float("-inf")
     stopped = False
 
     def should_stop() -> bool:

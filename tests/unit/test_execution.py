@@ -148,6 +148,22 @@ def test_every_step_is_stored_with_no_interval(tmp_path: Path) -> None:
     assert jobs.progress_writes == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 
+def test_a_job_canceled_before_its_first_step_never_starts(tmp_path: Path) -> None:
+    jobs = FakeJobStore()
+    job_id = jobs.add("canceled while the model loaded", max_new_tokens=10)
+    generator = FakeGenerator()
+
+    class CancelingModels:
+        def get(self, spec: object) -> FakeGenerator:
+            jobs.cancel(job_id)
+            return generator
+
+    runtime = make_runtime(tmp_path, jobs, generator)
+    runtime.models = CancelingModels()  # type: ignore[assignment]
+    assert execute_jobs(runtime, [job_id]) == {"canceled": 1}
+    assert generator.steps_run == 0
+
+
 def test_the_status_check_is_bounded_by_its_interval(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -155,7 +171,7 @@ def test_the_status_check_is_bounded_by_its_interval(
     jobs = FakeJobStore()
     job_id = jobs.add("a", max_new_tokens=200)
     execute_jobs(make_runtime(tmp_path, jobs, FakeGenerator()), [job_id])
-    assert jobs.status_checks == 0
+    assert jobs.status_checks == 1  # before the first step, then not within the interval
 
 
 def test_a_late_or_duplicate_delivery_does_nothing(tmp_path: Path) -> None:
