@@ -22,6 +22,7 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
     GONE = "gone"
+    RANGE_NOT_SATISFIABLE = "range_not_satisfiable"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     DATABASE_UNAVAILABLE = "database_unavailable"

@@ -57,6 +57,19 @@ class Settings(BaseSettings):
     # overhead counts and large chunks pay.
     chunk_sizes: dict[str, int] = {"text": 16, "image": 4, "audio": 8, "echo": 128}
     max_metadata_bytes: int = Field(16 * 1024, ge=0)
+    # Compute budget of one job, checked at submit (aigc/budget.py), so no single request
+    # holds a worker longer than the operator wants. Images: width × height × steps ×
+    # num_images, in pixel-steps (default: four 1024² images at 50 steps).
+    max_image_pixel_steps: int = Field(1024 * 1024 * 50 * 4, ge=1)
+    # Text: prompt tokens + max_new_tokens, in tokens (the model's context also applies).
+    max_text_tokens: int = Field(8192, ge=1)
+    # Audio: prompt characters ÷ speaking_rate (rates above 1 count as 1), in characters at
+    # rate 1.0: about two minutes of speech, and within a VITS model's 4096 input tokens.
+    max_audio_chars: int = Field(2000, ge=1)
+    # Other names clients may give as `model` (OpenAI's, say), as a JSON object
+    # {"alias": "served model"}, e.g. {"gpt-4o-mini": "tiny-text"}; an alias to a model that
+    # is not served stops the API and workers at startup.
+    model_aliases: dict[str, str] = {}
     # Models a worker keeps loaded; each may hold GBs of GPU memory.
     model_cache_size: int = Field(3, ge=1)
     # Load each queue's default model when a worker starts so the first job pays no load.

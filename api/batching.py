@@ -9,7 +9,7 @@ from typing import Any
 from celery import Celery
 from sqlalchemy.orm import Session
 
-from aigc.errors import InvalidBatch, InvalidRequest
+from aigc.errors import ErrorCode, InvalidBatch, InvalidRequest
 from aigc.jsonl import LineErrors
 from aigc.settings import Settings
 from api.validation import ValidJob
@@ -20,7 +20,10 @@ from workers.dispatch import JobRef, chunk_jobs, publish_chunks
 
 def _whole_batch_error(field: str, message: str) -> InvalidBatch:
     # Line 0: the batch as a whole.
-    return InvalidBatch(message, [{"line": 0, "field": field, "message": message}])
+    return InvalidBatch(
+        message,
+        [{"line": 0, "field": field, "message": message, "code": ErrorCode.INVALID_BATCH}],
+    )
 
 
 def validate_lines(
@@ -48,8 +51,7 @@ def validate_lines(
         try:
             job = parse(raw)
         except InvalidRequest as exc:
-            for error in exc.errors or []:
-                errors.add(line, error["field"], error["message"])
+            errors.add_all(line, exc)
             continue
         if job.custom_id is None and require_custom_id:
             errors.add(line, "custom_id", "is required")

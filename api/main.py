@@ -10,6 +10,7 @@ from aigc.settings import Settings, get_settings
 from aigc.storage import LocalStore
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
+from api.openapi import install_docs, operation_id
 from api.routes import artifacts, batches, files, health, jobs, models
 from db.session import make_session_factory
 from workers.celery_app import create_celery_app
@@ -21,6 +22,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="aigc-jobs",
         version="0.1.0",
         description="Submit text, image and audio generation jobs; poll them; download artifacts.",
+        generate_unique_id_function=operation_id,
+        # Served by install_docs with local assets instead of FastAPI's CDN-backed pages.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.session_factory = make_session_factory(database_engine(settings))
@@ -36,4 +41,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for module in (jobs, batches, files, artifacts, models, health):
         app.include_router(module.router)
+    install_docs(app)
     return app

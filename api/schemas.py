@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
@@ -21,7 +21,26 @@ from db.tables import ARTIFACT_FACTS
 
 
 class JobCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "text",
+                    "prompt": "A haiku about queues",
+                    "params": {"max_new_tokens": 32},
+                },
+                {
+                    "kind": "image",
+                    "model": "tiny-image",
+                    "prompt": "a lighthouse at dusk",
+                    "params": {"width": 64, "height": 64, "steps": 4},
+                    "metadata": {"campaign": "spring"},
+                    "priority": "high",
+                },
+            ]
+        },
+    )
 
     kind: Kind
     prompt: str = Field(min_length=1)
@@ -104,7 +123,21 @@ class JobList(BaseModel):
 class BatchCreate(BaseModel):
     """A native batch as JSON. (A JSONL upload carries the same jobs one per line.)"""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "jobs": [
+                        {"custom_id": "a", "kind": "text", "prompt": "Hello"},
+                        {"custom_id": "b", "kind": "audio", "prompt": "Good morning"},
+                    ],
+                    "metadata": {"team": "docs"},
+                    "priority": "low",
+                }
+            ]
+        },
+    )
 
     jobs: list[dict[str, Any]] = Field(min_length=1)
     metadata: dict[str, Any] | None = None
@@ -134,20 +167,139 @@ class BatchPublic(BaseModel):
     cancel_requested_at: datetime | None
 
 
+class OpenAIBatchErrors(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[dict[str, Any]]
+
+
+class OpenAIRequestCounts(BaseModel):
+    total: int
+    completed: int
+    failed: int = Field(description="Failed and cancelled requests (both are in the error file)")
+
+
+class OpenAIBatch(BaseModel):
+    """OpenAI's Batch object: how a batch created through OpenAI's body (`input_file_id`) is
+    served. Times are Unix seconds."""
+
+    id: str
+    object: Literal["batch"] = "batch"
+    endpoint: str
+    errors: OpenAIBatchErrors | None
+    input_file_id: str
+    completion_window: str
+    status: Literal[
+        "validating",
+        "failed",
+        "in_progress",
+        "finalizing",
+        "completed",
+        "expired",
+        "cancelling",
+        "cancelled",
+    ]
+    output_file_id: str | None
+    error_file_id: str | None
+    created_at: int
+    in_progress_at: int | None
+    expires_at: int | None
+    finalizing_at: int | None
+    completed_at: int | None
+    failed_at: int | None
+    expired_at: int | None
+    cancelling_at: int | None
+    cancelled_at: int | None
+    request_counts: OpenAIRequestCounts
+    metadata: dict[str, Any] | None
+
+
+# A batch is served in the shape of the API that created it: a native batch has
+# `api: "native"` and `counts`; an OpenAI batch has `endpoint` and `request_counts`.
+BatchObject = Annotated[
+    BatchPublic | OpenAIBatch,
+    Field(description="A native batch (`api: native`) or OpenAI's Batch object"),
+]
+
+
 class BatchList(BaseModel):
     """OpenAI's list shape, for both native and OpenAI-style batches."""
 
     object: Literal["list"] = "list"
-    data: list[dict[str, Any]]
+    data: list[BatchObject]
     first_id: str | None
     last_id: str | None
     has_more: bool
+
+
+class ResultArtifact(ArtifactPublic):
+    text: str | None = Field(None, description="A text artifact's output, inline (text only)")
+
+
+class ResultLine(BaseModel):
+    """One line of `GET /v1/batches/{id}/results` (JSONL), in the batch's input order."""
+
+    line: int = Field(description="1-based position in the batch's input")
+    custom_id: str | None
+    job_id: uuid.UUID
+    status: JobStatus
+    error: JobError | None
+    artifacts: list[ResultArtifact]
+
+
+class FieldErrorPublic(BaseModel):
+    field: str = Field(description="The field that is wrong, dotted: `params.steps`")
+    message: str
+    line: int | None = Field(None, description="The batch line, for batch uploads (1-based)")
+
+
+class ErrorDetail(BaseModel):
+    type: str = Field(
+        description="A stable code (aigc.errors.ErrorCode): invalid_request, not_found, ...",
+        examples=["invalid_request"],
+    )
+    message: str
+    errors: list[FieldErrorPublic] | None = Field(
+        None, description="For bad input: each wrong field (and batch line)"
+    )
+
+
+class ErrorEnvelope(BaseModel):
+    """The body of every error the API answers, 4xx and 5xx alike."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": {
+                        "type": "invalid_request",
+                        "message": "params.steps: Input should be less than or equal to 50",
+                        "errors": [
+                            {
+                                "field": "params.steps",
+                                "message": "Input should be less than or equal to 50",
+                            }
+                        ],
+                    }
+                }
+            ]
+        }
+    )
+
+    error: ErrorDetail
+
+
+# The OpenAPI schema of a download's bytes.
+BINARY: dict[str, Any] = {"type": "string", "format": "binary"}
 
 
 class ModelPublic(BaseModel):
     name: str
     kind: Kind
     default: bool
+    aliases: list[str] = Field(
+        default_factory=list,
+        description="Other names accepted as `model` for this model (AIGC_MODEL_ALIASES).",
+    )
     description: str
     params_schema: dict[str, Any]
 

@@ -1,16 +1,23 @@
-"""Checking a job's request against the served models and the configured bounds, shared by
-single submissions and every line of a batch."""
+"""Checking a job's request against the served models, the configured bounds and the
+compute budget, shared by single submissions and every line of a batch; and the route
+class that decodes JSON request bodies with the strict decoder."""
 
 from __future__ import annotations
 
+import email.message
 import json
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any
 
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
-from aigc.catalog import Catalog, UnknownModel
-from aigc.errors import InvalidRequest, ModelNotFound
+from aigc import strict_json
+from aigc.budget import check_budget
+from aigc.catalog import Catalog
+from aigc.errors import InvalidRequest
 from aigc.settings import Settings
 from api.errors import invalid_request
 from api.schemas import BatchJobCreate, JobCreate
@@ -26,27 +33,21 @@ class ValidJob(NewJob):
 
 
 def validate_job(body: JobCreate, catalog: Catalog, settings: Settings) -> ValidJob:
-    """Raises InvalidRequest naming the fields that are wrong."""
+    """Raises InvalidRequest (ModelNotFound, OverBudget, ...) naming the fields that are
+    wrong."""
     if len(body.prompt) > settings.max_prompt_chars:
         raise InvalidRequest.for_field("prompt", f"at most {settings.max_prompt_chars} characters")
-    if "\x00" in body.prompt:
-        raise InvalidRequest.for_field("prompt", "must not contain NUL characters")
     metadata = body.metadata or {}
-    encoded_metadata = json.dumps(metadata)
-    if len(encoded_metadata.encode()) > settings.max_metadata_bytes:
+    if len(json.dumps(metadata).encode()) > settings.max_metadata_bytes:
         raise InvalidRequest.for_field(
             "metadata", f"at most {settings.max_metadata_bytes} bytes as JSON"
         )
-    if "\\u0000" in encoded_metadata:
-        raise InvalidRequest.for_field("metadata", "must not contain NUL characters")
-    try:
-        spec = catalog.resolve(body.kind, body.model)
-    except UnknownModel as exc:
-        raise ModelNotFound.for_field("model", str(exc)) from exc
+    spec = catalog.resolve(body.kind, body.model)
     try:
         params = spec.validate_params(body.params)
     except ValidationError as exc:
         raise invalid_request(exc, prefix="params.") from exc
+    check_budget(spec, body.prompt, params, settings)
     return ValidJob(
         kind=body.kind,
         model=spec.name,
@@ -65,6 +66,44 @@ def parse_batch_job(raw: Any, catalog: Catalog, settings: Settings) -> ValidJob:
         body = BatchJobCreate.model_validate(raw)
     except ValidationError as exc:
         raise invalid_request(exc) from exc
-    if body.custom_id is not None and "\x00" in body.custom_id:
-        raise InvalidRequest.for_field("custom_id", "must not contain NUL characters")
     return replace(validate_job(body, catalog, settings), custom_id=body.custom_id)
+
+
+def _is_json(content_type: str | None) -> bool:
+    """Whether FastAPI would decode a body of this content type as JSON."""
+    if not content_type:
+        return False
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
+
+
+class StrictJsonRequest(Request):
+    """A request whose JSON body is decoded by aigc.strict_json."""
+
+    async def decode_json(self) -> None:
+        """Decode the body now, before FastAPI reads it, so that a refused body is our 422
+        naming the field (inside FastAPI's body reading any error becomes a 400)."""
+        if _is_json(self.headers.get("content-type")):
+            body = await self.body()
+            if body:
+                self._json = strict_json.loads(body)
+
+
+class StrictJsonRoute(APIRoute):
+    """FastAPI's custom route class: every JSON body of the route's router goes through the
+    strict decoder (no NaN, no out-of-range numbers, no lone surrogates or NUL, no deep
+    nesting, no duplicate keys)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict_handler(request: Request) -> Response:
+            strict = StrictJsonRequest(request.scope, request.receive)
+            await strict.decode_json()
+            return await handler(strict)
+
+        return strict_handler

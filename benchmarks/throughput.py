@@ -37,7 +37,7 @@ def _batch(client: httpx.Client, batch_id: str) -> dict[str, Any]:
     return client.get(f"/v1/batches/{batch_id}").raise_for_status().json()  # type: ignore[no-any-return]
 
 
-def _wait_for_batch(
+def wait_for_batch(
     client: httpx.Client, batch_id: str, worker: subprocess.Popen[bytes], timeout_s: float
 ) -> dict[str, Any]:
     latest: dict[str, Any] = {}
@@ -61,11 +61,11 @@ def _aigc_jobs(services: Services, count: int) -> dict[str, Any]:
     ):
         # Ready once it has run a job: imports, broker connection and database pool are warm.
         probe = post_batch(client, echo_jsonl(1, "probe"))
-        _wait_for_batch(client, probe["id"], worker, START_TIMEOUT_S)
+        wait_for_batch(client, probe["id"], worker, START_TIMEOUT_S)
         body = echo_jsonl(count)
         started = time.perf_counter()
         batch = post_batch(client, body)
-        done = _wait_for_batch(client, batch["id"], worker, RUN_TIMEOUT_S)
+        done = wait_for_batch(client, batch["id"], worker, RUN_TIMEOUT_S)
         seconds = time.perf_counter() - started
     if done["counts"]["succeeded"] != count:
         raise RuntimeError(f"throughput batch ended {done['status']}: {done['counts']}")

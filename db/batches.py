@@ -180,3 +180,55 @@ def batch_jobs(
     if status is not None:
         query = query.where(Job.status == status)
     return session.scalars(query).all()
+
+
+# ---- Stored results ----------------------------------------------------------------------
+
+
+def claim_batch_results(
+    session: Session, *, batch_id: uuid.UUID, key: str, stale_key: str | None = None
+) -> bool:
+    """Record `key` as the batch's results object unless one is recorded (or only
+    `stale_key`, whose bytes are gone); True for the one caller that is to write it. The row
+    stays locked until that caller's transaction ends, so a concurrent caller waits here and
+    then finds the key set (False)."""
+    unclaimed = (
+        Batch.results_key.is_(None)
+        if stale_key is None
+        else Batch.results_key.is_(None) | (Batch.results_key == stale_key)
+    )
+    result = session.execute(
+        update(Batch)
+        .where(Batch.id == batch_id, unclaimed)
+        .values(results_key=key, results_bytes=None, results_sha256=None)
+        .execution_options(synchronize_session=False)
+    )
+    return affected_rows(result) == 1
+
+
+def record_batch_results(
+    session: Session, *, batch_id: uuid.UUID, size_bytes: int, sha256: str
+) -> None:
+    """The size and digest of the results object just written under the claimed key."""
+    session.execute(
+        update(Batch)
+        .where(Batch.id == batch_id)
+        .values(results_bytes=size_bytes, results_sha256=sha256)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def clear_batch_results(session: Session, *, batch_id: uuid.UUID) -> str | None:
+    """Forget the batch's stored results (its jobs have changed); returns the key of the
+    stale object, for the caller to delete once this commits. The batch row is locked either
+    way, so a request writing the results (which holds it) finishes first and is forgotten,
+    or starts after and sees the changed jobs."""
+    stale = session.scalar(select(Batch.results_key).where(Batch.id == batch_id).with_for_update())
+    if stale is not None:
+        session.execute(
+            update(Batch)
+            .where(Batch.id == batch_id)
+            .values(results_key=None, results_bytes=None, results_sha256=None)
+            .execution_options(synchronize_session=False)
+        )
+    return stale

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
-from sqlalchemy import update
+from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from aigc.ids import uuid7
-from db.tables import Batch, File
+from aigc.vocab import ACTIVE_JOB_STATUSES
+from db.session import affected_rows
+from db.tables import Batch, File, Job
+
+# What new_file_id makes: "file-" and the 32 hex digits of a UUID.
+FILE_ID_PATTERN = r"^file-[0-9a-f]{32}$"
+_FILE_ID = re.compile(FILE_ID_PATTERN)
+
+
+def is_file_id(file_id: str) -> bool:
+    """Whether `file_id` could name a file; any other string (a NUL byte, a long one) is
+    answered as absent without reaching the database."""
+    return _FILE_ID.fullmatch(file_id) is not None
 
 
 def new_file_id() -> str:
@@ -37,8 +50,44 @@ def create_file(
     return file
 
 
-def get_file(session: Session, file_id: str) -> File | None:
-    return session.get(File, file_id)
+def get_file(session: Session, file_id: str, *, for_share: bool = False) -> File | None:
+    """The file; with `for_share`, locked against deletion until the caller's transaction
+    ends (a batch being created from it)."""
+    if not is_file_id(file_id):
+        return None
+    query = select(File).where(File.id == file_id)
+    if for_share:
+        query = query.with_for_update(read=True)
+    return session.scalar(query)
+
+
+def lock_file(session: Session, *, file_id: str) -> File | None:
+    """The file, locked for deletion: a batch being created from it waits, or finds it gone."""
+    if not is_file_id(file_id):
+        return None
+    return session.scalar(select(File).where(File.id == file_id).with_for_update())
+
+
+def batch_using_file(session: Session, *, file_id: str) -> uuid.UUID | None:
+    """An unfinished batch that names the file as its input, output or error file, if any.
+    A finished batch's files may be deleted (as OpenAI allows): the batch keeps naming them."""
+    unfinished = exists().where(Job.batch_id == Batch.id, Job.status.in_(ACTIVE_JOB_STATUSES))
+    return session.scalar(
+        select(Batch.id)
+        .where(
+            or_(
+                Batch.input_file_id == file_id,
+                Batch.output_file_id == file_id,
+                Batch.error_file_id == file_id,
+            ),
+            unfinished,
+        )
+        .limit(1)
+    )
+
+
+def delete_file(session: Session, *, file_id: str) -> None:
+    session.execute(delete(File).where(File.id == file_id))
 
 
 def claim_batch_output(session: Session, batch_id: uuid.UUID, output_file_id: str) -> bool:
@@ -52,7 +101,7 @@ def claim_batch_output(session: Session, batch_id: uuid.UUID, output_file_id: st
         # The in-memory Batch may be stale; the caller refreshes it from the row instead.
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return affected_rows(result) == 1
 
 
 def set_batch_error_file(session: Session, batch_id: uuid.UUID, error_file_id: str) -> None:

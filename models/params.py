@@ -24,7 +24,8 @@ MAX_NEGATIVE_PROMPT_CHARS = 2_000
 
 class _Params(BaseModel):
     # Unknown params are an error, not silently ignored: a typo must not pass unnoticed.
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict types: `true` is not 1 and "5" is not 5 (an int is still a valid float).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     seed: int | None = Field(
         None, ge=0, le=MAX_SEED, description="Random seed; the same seed gives the same output."

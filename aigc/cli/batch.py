@@ -117,7 +117,7 @@ def validate_jsonl(data: bytes) -> list[dict[str, Any]]:
         try:
             value = decode_line(raw, max_bytes=get_settings().max_jsonl_line_bytes)
         except BadLine as exc:
-            errors.append(_line_error(number, "line", str(exc)))
+            errors += [_line_error(number, e["field"], e["message"]) for e in exc.errors]
             continue
         errors += _job_errors(number, value)
         custom_id = value.get("custom_id")

@@ -148,7 +148,8 @@ def _parse_create(payload: dict[str, Any]) -> OpenAIBatchCreate:
 
 
 def _input_file_bytes(session: Session, store: ArtifactStore, file_id: str) -> bytes:
-    file = file_queries.get_file(session, file_id)
+    # Locked until the batch is stored: a concurrent DELETE /v1/files waits, then sees it used.
+    file = file_queries.get_file(session, file_id, for_share=True)
     if file is None:
         raise InvalidRequest.for_field("input_file_id", f"file {file_id} does not exist")
     if file.purpose != "batch":

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aigc.catalog import Catalog
-from aigc.errors import InvalidRequest
+from aigc.errors import ErrorCode, FieldError, InvalidRequest
 from aigc.settings import Settings
 from aigc.vocab import Kind
 from api.batching import validate_lines
@@ -73,8 +73,15 @@ def _valid_job(
         return parse_batch_job(native, catalog, settings)
     except InvalidRequest as exc:
         # Name the field the client wrote, not the native one it became.
-        raise type(exc).from_errors(
-            [{**e, "field": sources.get(e["field"], e["field"])} for e in exc.errors or []]
+        raise InvalidRequest.from_errors(
+            [
+                {
+                    **e,
+                    "field": sources.get(e["field"], e["field"]),
+                    "code": e.get("code", exc.code),
+                }
+                for e in exc.errors or []
+            ]
         ) from exc
 
 
@@ -83,7 +90,7 @@ class _Body:
 
     def __init__(self, body: dict[str, Any], allowed: frozenset[str]) -> None:
         self.body = body
-        self.errors: list[dict[str, str]] = []
+        self.errors: list[FieldError] = []
         for name in body:
             if name not in allowed:
                 self.error(name, f"is not supported; supported: {', '.join(sorted(allowed))}")
@@ -91,8 +98,8 @@ class _Body:
     def get(self, name: str) -> Any:
         return self.body.get(name)
 
-    def error(self, name: str, message: str) -> None:
-        self.errors.append({"field": f"body.{name}", "message": message})
+    def error(self, name: str, message: str, code: str = ErrorCode.INVALID_REQUEST) -> None:
+        self.errors.append({"field": f"body.{name}", "message": message, "code": code})
 
 
 @dataclass
@@ -117,7 +124,7 @@ def _native_job(
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The native job dict for one request line and where each native field came from;
     raises InvalidRequest with every problem the translation itself finds."""
-    errors = [
+    errors: list[FieldError] = [
         {"field": name, "message": "is not a field of a batch request line"}
         for name in raw
         if name not in LINE_FIELDS
@@ -153,21 +160,33 @@ def _native_job(
 
 
 def _served_model(body: _Body, kind: Kind, catalog: Catalog) -> str | None:
-    """The model to run: a served model of the right kind by its name; an OpenAI model name
-    (`gpt-4o-mini`, `dall-e-3`, `tts-1`, ...) or none runs on the kind's default model."""
+    """The model to run: a served model of the right kind by its name or an alias the
+    operator configured (AIGC_MODEL_ALIASES); none runs on the kind's default model. Any
+    other name (an OpenAI model that is not aliased) is refused: a request never runs on a
+    model it did not ask for."""
     requested = body.get("model")
     if requested is None:
         return None
     if not isinstance(requested, str):
         body.error("model", "must be a string")
         return None
-    spec = catalog.specs.get(requested)
+    spec = catalog.lookup(requested)
     if spec is None:
+        body.error(
+            "model",
+            f"model {requested!r} is not served here; {kind} models: "
+            f"{', '.join(catalog.choices(kind))}",
+            ErrorCode.MODEL_NOT_FOUND,
+        )
         return None
     if spec.kind != kind:
-        body.error("model", f"{requested} generates {spec.kind}; this endpoint needs {kind}")
+        body.error(
+            "model",
+            f"{requested} generates {spec.kind}; this endpoint needs {kind}",
+            ErrorCode.MODEL_NOT_FOUND,
+        )
         return None
-    return requested
+    return spec.name
 
 
 def _single_response(body: _Body) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi import APIRouter, Request, Response
 
 from aigc.errors import Gone, NotFound
 from api.deps import SessionDep, StoreDep
+from api.downloads import stored_response
+from api.schemas import BINARY
 from db import jobs as job_queries
 
 router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"])
@@ -16,25 +17,33 @@ router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"])
 
 @router.get(
     "/{artifact_id}/content",
-    name="artifact_content",
-    response_class=StreamingResponse,
-    response_model=None,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    name="download_artifact",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The bytes, with their MIME type",
+            "content": {"*/*": {"schema": BINARY}},
+        },
+        206: {"description": "The range asked for", "content": {"*/*": {"schema": BINARY}}},
+        304: {"description": "Not modified: the ETag (the sha256) matches If-None-Match"},
+        410: {"description": "The artifact's bytes are no longer stored"},
+        416: {"description": "The range starts past the end"},
+    },
 )
 def artifact_content(
-    artifact_id: uuid.UUID, session: SessionDep, store: StoreDep
-) -> FileResponse | StreamingResponse:
-    """The artifact's bytes, with its content type."""
+    artifact_id: uuid.UUID, request: Request, session: SessionDep, store: StoreDep
+) -> Response:
+    """The artifact's bytes, with its content type (HTTP ranges; ETag is the sha256)."""
     artifact = job_queries.get_artifact(session, artifact_id)
     if artifact is None:
         raise NotFound("artifact", artifact_id)
     if not store.exists(artifact.storage_key):
         raise Gone(f"the bytes of artifact {artifact_id} are no longer stored")
-    filename = artifact.storage_key.rsplit("/", 1)[-1]
-    headers = {"ETag": f'"{artifact.sha256}"'}
-    path = store.local_path(artifact.storage_key)
-    if path is not None:
-        return FileResponse(path, media_type=artifact.mime_type, filename=filename, headers=headers)
-    return StreamingResponse(
-        store.open(artifact.storage_key), media_type=artifact.mime_type, headers=headers
+    return stored_response(
+        request,
+        store,
+        artifact.storage_key,
+        media_type=artifact.mime_type,
+        filename=artifact.storage_key.rsplit("/", 1)[-1],
+        sha256=artifact.sha256,
     )

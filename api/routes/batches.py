@@ -5,9 +5,12 @@ was created in."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Annotated, Any
 
 from celery import Celery
@@ -18,14 +21,24 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from aigc import strict_json
 from aigc.catalog import Catalog
-from aigc.errors import InvalidRequest, NotFound
+from aigc.errors import NotFound
+from aigc.ids import uuid7
 from aigc.jsonl import decode_lines
 from aigc.settings import Settings
 from aigc.storage import ArtifactStore
-from aigc.vocab import DEFAULT_BATCH_PRIORITY, BatchApi, JobStatus, Priority
+from aigc.vocab import (
+    DEFAULT_BATCH_PRIORITY,
+    FINAL_BATCH_STATUSES,
+    BatchApi,
+    JobStatus,
+    Kind,
+    Priority,
+)
 from api.batching import accept_batch, validate_lines
 from api.deps import CatalogDep, CeleryDep, SessionDep, SettingsDep, StoreDep
+from api.downloads import NOSNIFF, stored_response
 from api.errors import invalid_request
 from api.idempotency import (
     IdempotencyKeyHeader,
@@ -38,6 +51,7 @@ from api.schemas import (
     BatchCounts,
     BatchCreate,
     BatchList,
+    BatchObject,
     BatchPublic,
     JobList,
 )
@@ -52,21 +66,69 @@ router = APIRouter(prefix="/v1/batches", tags=["batches"])
 
 JSONL_TYPES = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines", "text/jsonl")
 MAX_PAGE_SIZE = 1000
-RESULTS_PAGE = 500  # jobs read per query while streaming results
+RESULTS_PAGE = 500  # jobs read per query while writing or streaming results
+RESULTS_MEDIA_TYPE = "application/x-ndjson"
 
+JSONL_EXAMPLE = (
+    '{"custom_id": "a", "kind": "text", "prompt": "Hello"}\n'
+    '{"custom_id": "b", "kind": "image", "prompt": "a red kite", "params": {"steps": 2}}\n'
+)
+RESULTS_EXAMPLE = (
+    '{"line": 1, "custom_id": "a", "job_id": "0190f0a1-b2c3-7d4e-8f90-a1b2c3d4e5f6", '
+    '"status": "succeeded", "error": null, "artifacts": [{"id": '
+    '"0190f0a1-b2c3-7d4e-8f90-a1b2c3d4e5f7", "index": 0, "mime_type": "text/plain", '
+    '"bytes": 5, "sha256": "185f8db32271fe25f561a6fc938b2e264306ec304eda518007d1764826381969", '
+    '"url": "http://localhost:8000/v1/artifacts/0190f0a1-b2c3-7d4e-8f90-a1b2c3d4e5f7/content", '
+    '"characters": 5, "tokens": 1, "text": "Hello"}]}\n'
+)
+# The three bodies create_batch reads itself (the content type decides), as OpenAPI sees them.
 CREATE_BODY_DOC: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/BatchCreate"}},
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {"$ref": "#/components/schemas/BatchCreate"},
+                        {"$ref": "#/components/schemas/OpenAIBatchCreate"},
+                    ]
+                },
+                "examples": {
+                    "native": {
+                        "summary": "A native batch",
+                        "value": {
+                            "jobs": [
+                                {"custom_id": "a", "kind": "text", "prompt": "Hello"},
+                                {"custom_id": "b", "kind": "audio", "prompt": "Good morning"},
+                            ],
+                            "priority": "low",
+                        },
+                    },
+                    "openai": {
+                        "summary": "OpenAI's body: an uploaded JSONL file of requests",
+                        "value": {
+                            "input_file_id": "file-0190f0a1b2c37d4e8f90a1b2c3d4e5f6",
+                            "endpoint": "/v1/chat/completions",
+                            "completion_window": "24h",
+                        },
+                    },
+                },
+            },
             "application/x-ndjson": {
                 "schema": {
                     "type": "string",
-                    "description": "One job per line, each with a custom_id.",
-                }
+                    "description": (
+                        "One job (a JobCreate with a `custom_id`) per line; `priority` as a "
+                        "query parameter."
+                    ),
+                },
+                "example": JSONL_EXAMPLE,
             },
         },
     }
+}
+BATCH_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"model": BatchObject, "description": "The batch, in the shape it was created in"}
 }
 
 
@@ -104,7 +166,17 @@ def _load_batch(session: Any, batch_id: uuid.UUID) -> tuple[Batch, batch_queries
     return batch, batch_queries.batch_counts(session, [batch])[batch.id]
 
 
-@router.post("", status_code=202, openapi_extra=CREATE_BODY_DOC, response_model=None)
+@router.post(
+    "",
+    name="create_batch",
+    status_code=202,
+    openapi_extra=CREATE_BODY_DOC,
+    response_model=None,
+    responses={
+        202: {"model": BatchObject, "description": "Accepted: every job is stored, queued"},
+        413: {"description": "The body is larger than the batch size limit"},
+    },
+)
 async def create_batch(
     request: Request,
     response: Response,
@@ -188,7 +260,7 @@ def _create(
             request, session, settings, catalog, celery, lines, require_custom_id=True,
             priority=priority, metadata={}, before_commit=before_commit,
         )  # fmt: skip
-    payload = _json_payload(body)
+    payload = strict_json.loads(body)
     if is_openai_batch_request(payload):
         from api.openai.batches import create_openai_batch
 
@@ -204,13 +276,6 @@ def _create(
         require_custom_id=False, priority=create.priority, metadata=create.metadata or {},
         before_commit=before_commit,
     )  # fmt: skip
-
-
-def _json_payload(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidRequest.for_field("body", f"not valid JSON: {exc}") from exc
 
 
 def is_openai_batch_request(payload: Any) -> bool:
@@ -247,7 +312,7 @@ def submit_native_batch(
     return batch_public(batch, counts).model_dump(mode="json")
 
 
-@router.get("", response_model=BatchList)
+@router.get("", name="list_batches", response_model=BatchList)
 def list_batches(
     request: Request,
     session: SessionDep,
@@ -269,14 +334,16 @@ def list_batches(
     )
 
 
-@router.get("/{batch_id}", response_model=None)
+@router.get("/{batch_id}", name="get_batch", response_model=None, responses=BATCH_RESPONSE)
 def get_batch(batch_id: uuid.UUID, request: Request, session: SessionDep) -> dict[str, Any]:
     """A batch with its status and job counts."""
     batch, counts = _load_batch(session, batch_id)
     return render_batch(request, session, batch, counts)
 
 
-@router.post("/{batch_id}/cancel", response_model=None)
+@router.post(
+    "/{batch_id}/cancel", name="cancel_batch", response_model=None, responses=BATCH_RESPONSE
+)
 def cancel_batch(batch_id: uuid.UUID, request: Request, session: SessionDep) -> dict[str, Any]:
     """Cancel a batch: queued jobs never run; running ones stop at their next step."""
     batch = batch_queries.get_batch(session, batch_id)
@@ -288,13 +355,14 @@ def cancel_batch(batch_id: uuid.UUID, request: Request, session: SessionDep) -> 
     return render_batch(request, session, batch, counts)
 
 
-@router.post("/{batch_id}/retry", response_model=None)
+@router.post("/{batch_id}/retry", name="retry_batch", response_model=None, responses=BATCH_RESPONSE)
 def retry_batch(
     batch_id: uuid.UUID,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
     celery: CeleryDep,
+    store: StoreDep,
     include_canceled: bool = False,
 ) -> dict[str, Any]:
     """Re-queue the batch's failed jobs (and canceled ones with `include_canceled=true`);
@@ -305,16 +373,22 @@ def retry_batch(
     statuses = ("failed", "canceled") if include_canceled else ("failed",)
     if include_canceled:
         batch.cancel_requested_at = None  # the batch is live again
-    # OpenAI's result files describe the batch as it was: they are rendered anew at its end.
+    # OpenAI's result files and the stored results describe the batch as it was: they are
+    # rendered anew at its end.
     batch.output_file_id = batch.error_file_id = None
     requeued = job_queries.requeue_jobs(session, statuses=statuses, batch_id=batch_id)
+    stale_results = (
+        batch_queries.clear_batch_results(session, batch_id=batch_id) if requeued else None
+    )
     session.commit()
+    if stale_results is not None:
+        store.delete(stale_results)
     publish_chunks(celery, chunk_jobs([JobRef.of(job) for job in requeued], settings.chunk_sizes))
     batch, counts = _load_batch(session, batch_id)
     return render_batch(request, session, batch, counts)
 
 
-@router.get("/{batch_id}/jobs", response_model=JobList)
+@router.get("/{batch_id}/jobs", name="list_batch_jobs", response_model=JobList)
 def list_batch_jobs(
     batch_id: uuid.UUID,
     request: Request,
@@ -340,8 +414,26 @@ def list_batch_jobs(
 
 @router.get(
     "/{batch_id}/results",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"application/x-ndjson": {}}}},
+    name="get_batch_results",
+    response_class=Response,
+    responses={
+        200: {
+            "description": (
+                "JSONL: one ResultLine per line, in input order. A finished batch's results "
+                "are stored once and then served with a strong ETag and byte ranges; an "
+                "unfinished batch's are streamed as they stand, with no ETag."
+            ),
+            "content": {
+                "application/x-ndjson": {
+                    "schema": {"type": "string", "description": "One ResultLine per line"},
+                    "example": RESULTS_EXAMPLE,
+                }
+            },
+        },
+        206: {"description": "The range asked for (finished batches)"},
+        304: {"description": "Not modified: the ETag matches If-None-Match"},
+        416: {"description": "The range starts past the end"},
+    },
 )
 def batch_results(
     batch_id: uuid.UUID,
@@ -349,34 +441,101 @@ def batch_results(
     session: SessionDep,
     settings: SettingsDep,
     store: StoreDep,
-) -> StreamingResponse:
+) -> Response:
     """JSONL, one line per job in input order: custom_id, job id, status, error, and each
     artifact's url, mime type, sha256 and facts (text output inline)."""
-    if batch_queries.get_batch(session, batch_id) is None:
+    batch = batch_queries.get_batch(session, batch_id)
+    if batch is None:
         raise NotFound("batch", batch_id)
-    factory = request.app.state.session_factory
-    return StreamingResponse(
-        _result_lines(factory, request, settings, store, batch_id),
-        media_type="application/x-ndjson",
-        headers={"Content-Disposition": f'attachment; filename="batch-{batch_id}-results.jsonl"'},
+    filename = f"batch-{batch_id}-results.jsonl"
+    if not (batch.results_sha256 and batch.results_key and store.exists(batch.results_key)):
+        stored = _finished(session, batch) and _store_results(
+            session, request, settings, store, batch
+        )
+        if not stored:
+            factory = request.app.state.session_factory
+            return StreamingResponse(
+                result_chunks(lambda: factory(), request, settings, store, batch_id),
+                media_type=RESULTS_MEDIA_TYPE,
+                headers={**NOSNIFF, "Content-Disposition": f'attachment; filename="{filename}"'},
+            )
+    assert batch.results_key is not None  # stored above, by this request or another
+    return stored_response(
+        request,
+        store,
+        batch.results_key,
+        media_type=RESULTS_MEDIA_TYPE,
+        filename=filename,
+        sha256=batch.results_sha256,
     )
 
 
-def _result_lines(
-    session_factory: Any,
+def _finished(session: Session, batch: Batch) -> bool:
+    counts = batch_queries.batch_counts(session, [batch])[batch.id]
+    return batch_queries.batch_status(batch, counts) in FINAL_BATCH_STATUSES
+
+
+def _store_results(
+    session: Session, request: Request, settings: Settings, store: ArtifactStore, batch: Batch
+) -> bool:
+    """Write the finished batch's results to the store once, whoever asks first, and
+    refresh `batch` to show them; False if the batch turned out to be running again (a
+    retry came first). Concurrent first requests wait on the claim (a row lock) and then
+    serve what the winner wrote."""
+    stale = batch.results_key
+    # A new key each time: a download in flight keeps reading the object it started on.
+    key = f"batches/{batch.id}/results-{uuid7().hex}.jsonl"
+    claimed = batch_queries.claim_batch_results(
+        session, batch_id=batch.id, key=key, stale_key=stale
+    )
+    # Checked again under the lock: a retry that committed since is seen now, and one that
+    # has not yet cleared the results waits for this transaction and then clears them.
+    if claimed and not _finished(session, batch):
+        session.rollback()
+        return False
+    if claimed:
+        digest, size = hashlib.sha256(), 0
+        # On disk, not in memory: a 50,000-job batch's results are tens of MB.
+        with tempfile.TemporaryFile() as spool:
+            chunks = result_chunks(lambda: nullcontext(session), request, settings, store, batch.id)
+            for chunk in chunks:
+                spool.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+            spool.seek(0)
+            store.put(key, spool)
+        batch_queries.record_batch_results(
+            session, batch_id=batch.id, size_bytes=size, sha256=digest.hexdigest()
+        )
+        session.commit()
+        if stale is not None:
+            store.delete(stale)
+    else:
+        session.rollback()
+    session.refresh(batch)
+    return batch.results_key is not None
+
+
+def result_chunks(
+    sessions: Callable[[], AbstractContextManager[Session]],
     request: Request,
     settings: Settings,
     store: ArtifactStore,
     batch_id: uuid.UUID,
 ) -> Iterator[bytes]:
-    # Its own sessions: the request's session closes when the route returns, before streaming.
+    """The results JSONL, a page of jobs at a time, each page read in a session from
+    `sessions` (a new one per page while streaming: the request's session closes when the
+    route returns)."""
     after_line = -1
     while True:
-        with session_factory() as session:
+        with sessions() as session:
             jobs = batch_queries.batch_jobs(
                 session, batch_id, limit=RESULTS_PAGE, after_line=after_line, with_artifacts=True
             )
             lines = [_result_line(request, settings, store, job) for job in jobs]
+            for job in jobs:
+                # A session shared across pages must not keep 50,000 jobs in memory.
+                session.expunge(job)
         if not jobs:
             return
         yield "".join(json.dumps(line) + "\n" for line in lines).encode()
@@ -386,11 +545,12 @@ def _result_lines(
 def _result_line(
     request: Request, settings: Settings, store: ArtifactStore, job: Job
 ) -> dict[str, Any]:
+    """One ResultLine (api.schemas), as a dict: 50,000 of them are built per download."""
     public = job_public(request, settings, job)
     artifacts = []
     for artifact, row in zip(public.artifacts, job.artifacts, strict=True):
         entry = artifact.model_dump(mode="json")
-        if job.kind == "text":
+        if job.kind == Kind.TEXT:
             with store.open(row.storage_key) as f:
                 entry["text"] = f.read().decode("utf-8")
         artifacts.append(entry)

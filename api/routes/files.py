@@ -4,26 +4,43 @@ error files of OpenAI-style batches."""
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+import unicodedata
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from aigc.errors import Gone, InvalidRequest, NotFound
+from aigc.errors import Conflict, Gone, InvalidRequest, NotFound
 from aigc.storage import ArtifactStore, Content
 from api.deps import SessionDep, SettingsDep, StoreDep
+from api.downloads import stored_response
+from api.schemas import BINARY
 from db import files as file_queries
 from db.tables import File
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
 
 UPLOAD_PURPOSES = ("batch",)
-MAX_FILENAME_CHARS = 256  # files.filename
+# What common filesystems allow in one name; files.filename holds 256 characters.
+MAX_FILENAME_CHARS = 255
+MAX_EXTENSION_CHARS = 16  # the part after the last dot kept when a long name is cut
+FALLBACK_FILENAME = "upload"
+# Characters Windows refuses in names, replaced so a download saves anywhere.
+RESERVED_FILENAME_CHARS = frozenset('<>:"|?*')
+
+FileId = Annotated[
+    str,
+    Path(
+        pattern=file_queries.FILE_ID_PATTERN,
+        max_length=64,
+        description="A file id as this API issues them: `file-` and 32 hex digits.",
+        examples=["file-0190f0a1b2c37d4e8f90a1b2c3d4e5f6"],
+    ),
+]
 
 UPLOAD_BODY_DOC: dict[str, Any] = {
     "requestBody": {
@@ -122,19 +139,39 @@ def _purpose(form: FormData) -> str:
     return purpose
 
 
+def safe_filename(raw: str | None) -> str:
+    """The upload's name made safe to send back in `Content-Disposition` and to save: its
+    last path part only, without control, format (bidi overrides, zero-width) or other
+    invisible characters, without leading dots, cut to MAX_FILENAME_CHARS keeping the
+    extension. What is left stays readable; an empty result becomes `upload`."""
+    # Browsers and some clients send a path; only its last part is the file's name.
+    name = unicodedata.normalize("NFC", raw or "").replace("\\", "/").rsplit("/", 1)[-1]
+    kept = []
+    for char in name:
+        category = unicodedata.category(char)
+        if category.startswith("C") or category in ("Zl", "Zp"):
+            continue  # Cc, Cf, Cs, Co, Cn and line/paragraph separators
+        if category == "Zs":
+            kept.append(" ")
+        elif char in RESERVED_FILENAME_CHARS:
+            kept.append("_")
+        else:
+            kept.append(char)
+    name = " ".join("".join(kept).split()).lstrip(". ").rstrip(" ")
+    if len(name) > MAX_FILENAME_CHARS:
+        stem, dot, extension = name.rpartition(".")
+        if dot and stem and len(extension) <= MAX_EXTENSION_CHARS:
+            name = stem[: MAX_FILENAME_CHARS - len(extension) - 1].rstrip() + "." + extension
+        else:
+            name = name[:MAX_FILENAME_CHARS].rstrip()
+    return name or FALLBACK_FILENAME
+
+
 def _upload(form: FormData) -> tuple[UploadFile, str]:
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
         raise InvalidRequest.for_field("file", "is required, as a file part")
-    # Browsers and some clients send a path; only its last part is the file's name.
-    filename = (upload.filename or "upload").replace("\\", "/").rsplit("/", 1)[-1] or "upload"
-    if len(filename) > MAX_FILENAME_CHARS:
-        raise InvalidRequest.for_field(
-            "file", f"the file name is longer than {MAX_FILENAME_CHARS} characters"
-        )
-    if "\x00" in filename:
-        raise InvalidRequest.for_field("file", "the file name must not contain NUL characters")
-    return upload, filename
+    return upload, safe_filename(upload.filename)
 
 
 def _check_fields(form: FormData) -> None:
@@ -158,7 +195,12 @@ def _create_file(
     return file_object(file)
 
 
-@router.post("", openapi_extra=UPLOAD_BODY_DOC)
+@router.post(
+    "",
+    name="upload_file",
+    openapi_extra=UPLOAD_BODY_DOC,
+    responses={413: {"description": "The file is larger than the batch size limit"}},
+)
 async def upload_file(
     request: Request, session: SessionDep, settings: SettingsDep, store: StoreDep
 ) -> FileObject:
@@ -183,26 +225,65 @@ def _load_file(session: Session, file_id: str) -> File:
     return file
 
 
-@router.get("/{file_id}")
-def get_file(file_id: str, session: SessionDep) -> FileObject:
+@router.get("/{file_id}", name="get_file")
+def get_file(file_id: FileId, session: SessionDep) -> FileObject:
     """A file's size, name and purpose."""
     return file_object(_load_file(session, file_id))
 
 
+class FileDeleted(BaseModel):
+    """OpenAI's answer to a file deletion."""
+
+    id: str
+    object: Literal["file"] = "file"
+    deleted: Literal[True] = True
+
+
+@router.delete(
+    "/{file_id}",
+    name="delete_file",
+    responses={409: {"description": "An unfinished batch uses the file"}},
+)
+def delete_file(file_id: FileId, session: SessionDep, store: StoreDep) -> FileDeleted:
+    """Delete a file and its bytes. 409 while an unfinished batch uses it (its input, or
+    its output/error file); a finished batch's files may be deleted, the batch keeps
+    naming them."""
+    file = file_queries.lock_file(session, file_id=file_id)
+    if file is None:
+        raise NotFound("file", file_id)
+    batch_id = file_queries.batch_using_file(session, file_id=file_id)
+    if batch_id is not None:
+        raise Conflict(f"file {file_id} is used by batch {batch_id}, which has not finished")
+    key = file.storage_key
+    file_queries.delete_file(session, file_id=file_id)
+    session.commit()
+    # The row goes first: a failure here leaves unreferenced bytes, never a row without them.
+    store.delete(key)
+    return FileDeleted(id=file_id)
+
+
 @router.get(
     "/{file_id}/content",
-    response_class=StreamingResponse,
-    response_model=None,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    name="download_file",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/octet-stream": {"schema": BINARY}}},
+        206: {"description": "The range asked for", "content": {"application/octet-stream": {}}},
+        410: {"description": "The file's bytes are no longer stored"},
+        416: {"description": "The range starts past the end"},
+    },
 )
 def file_content(
-    file_id: str, session: SessionDep, store: StoreDep
-) -> FileResponse | StreamingResponse:
-    """The file's bytes."""
+    file_id: FileId, request: Request, session: SessionDep, store: StoreDep
+) -> Response:
+    """The file's bytes (HTTP ranges supported)."""
     file = _load_file(session, file_id)
     if not store.exists(file.storage_key):
         raise Gone(f"the bytes of file {file_id} are no longer stored")
-    path = store.local_path(file.storage_key)
-    if path is not None:
-        return FileResponse(path, media_type="application/octet-stream", filename=file.filename)
-    return StreamingResponse(store.open(file.storage_key), media_type="application/octet-stream")
+    return stored_response(
+        request,
+        store,
+        file.storage_key,
+        media_type="application/octet-stream",
+        filename=file.filename,
+    )

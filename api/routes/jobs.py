@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from aigc.errors import Conflict, NotFound
 from aigc.vocab import JobStatus, Kind
-from api.deps import CatalogDep, CeleryDep, SessionDep, SettingsDep
+from api.deps import CatalogDep, CeleryDep, SessionDep, SettingsDep, StoreDep
 from api.idempotency import (
     IdempotencyKeyHeader,
     IdempotentRequest,
@@ -21,11 +21,12 @@ from api.idempotency import (
 )
 from api.schemas import JobCreate, JobList, JobPublic
 from api.serialize import job_public
-from api.validation import validate_job
+from api.validation import StrictJsonRoute, validate_job
+from db import batches as batch_queries
 from db import jobs as job_queries
 from workers.dispatch import JobRef, publish_job
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=StrictJsonRoute)
 
 MAX_PAGE_SIZE = 100
 
@@ -135,10 +136,17 @@ def retry_job(
     session: SessionDep,
     settings: SettingsDep,
     celery: CeleryDep,
+    store: StoreDep,
 ) -> JobPublic:
     """Re-queue a failed or canceled job; any other status answers 409."""
     requeued = job_queries.requeue_jobs(session, statuses=("failed", "canceled"), job_id=job_id)
+    # The batch's stored results no longer describe it: they are written anew at its end.
+    batch_ids = {job.batch_id for job in requeued if job.batch_id is not None}
+    stale_results = [batch_queries.clear_batch_results(session, batch_id=b) for b in batch_ids]
     session.commit()
+    for key in stale_results:
+        if key is not None:
+            store.delete(key)
     job = job_queries.get_job(session, job_id)
     if job is None:
         raise NotFound("job", job_id)

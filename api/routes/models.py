@@ -12,13 +12,14 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 
 @router.get("", response_model=ModelList)
 def list_models(catalog: CatalogDep) -> ModelList:
-    """Models per kind, with their parameter schemas and defaults."""
+    """Models per kind, with their aliases, parameter schemas and defaults."""
     return ModelList(
         data=[
             ModelPublic(
                 name=spec.name,
                 kind=spec.kind,
                 default=catalog.defaults[spec.kind] == spec.name,
+                aliases=catalog.aliases_of(spec.name),
                 description=spec.description,
                 params_schema=spec.params_schema(),
             )

@@ -44,6 +44,20 @@ def test_local_checks_name_each_bad_line() -> None:
     assert "line 1" in errors[1]["message"]
 
 
+def test_local_checks_use_the_strict_decoder() -> None:
+    lines = [
+        '{"custom_id": "a", "kind": "text", "prompt": "p", "params": {"seed": NaN}}',
+        '{"custom_id": "b", "kind": "text", "prompt": "p", "custom_id": "c"}',
+        '{"custom_id": "d", "kind": "text", "prompt": "\\ud800"}',
+    ]
+    errors = validate_jsonl("\n".join(lines).encode())
+    assert [(e["line"], e["field"]) for e in errors] == [
+        (1, "params.seed"),
+        (2, "custom_id"),
+        (3, "prompt"),
+    ]
+
+
 def test_empty_file_is_refused() -> None:
     assert [e["field"] for e in validate_jsonl(b"\n\n")] == ["jobs"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ class LiveStack:
     client: httpx.Client
 
 
+OPENAI_ALIASES = {"gpt-4o-mini": "tiny-text", "dall-e-3": "tiny-image", "tts-1": "tiny-audio"}
+
+
 @pytest.fixture(scope="session")
 def live_env(
     database_url: str, redis_url: str, artifact_dir: Path, tiny_models: Path
@@ -34,6 +38,8 @@ def live_env(
         AIGC_ARTIFACT_DIR=str(artifact_dir),
         AIGC_MODEL_DIR=str(tiny_models),
         AIGC_PROFILE="offline",
+        # OpenAI's names run only where an operator maps them to a served model.
+        AIGC_MODEL_ALIASES=json.dumps(OPENAI_ALIASES),
         HF_HUB_OFFLINE="1",
     )
     return env

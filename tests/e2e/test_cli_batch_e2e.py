@@ -104,14 +104,10 @@ def test_server_refusal_is_reported_by_line(
 
 
 def test_wait_exits_1_when_a_job_fails(live: LiveStack, tmp_path: Path) -> None:
-    # 600 new tokens exceed the tiny model's 512-token context: the worker fails that job.
-    too_long = {"max_new_tokens": 600, "temperature": 0}
+    # Nothing the voice model can pronounce: the model rejects it in the worker.
     source = _write_jsonl(
         tmp_path / "fails.jsonl",
-        [
-            _echo("ok", "fine"),
-            {"custom_id": "long", "kind": "text", "prompt": "x", "params": too_long},
-        ],
+        [_echo("ok", "fine"), {"custom_id": "mute", "kind": "audio", "prompt": "☃☃☃"}],
     )
     result = _batch("submit", str(source), "--wait", "--api-url", live.api_url)
     assert result.exit_code == 1, result.output

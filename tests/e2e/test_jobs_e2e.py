@@ -88,17 +88,28 @@ def test_seeded_text_is_reproducible(live: LiveStack) -> None:
 
 
 def test_generator_error_fails_only_that_job(live: LiveStack) -> None:
-    # A prompt far longer than the tiny model's context: the model rejects it.
-    too_long = " ".join(f"word{i}" for i in range(3000))
-    bad = submit(live.client, kind="text", prompt=too_long)
+    # Nothing in the prompt is a character the voice model can pronounce: the model rejects
+    # it in the worker (the API cannot tell without the model's tokenizer).
+    bad = submit(live.client, kind="audio", prompt="☃☃☃")
     failed = wait_for_job(live.client, bad["id"])
     assert failed["status"] == "failed"
     assert failed["error"]["code"] == "invalid_input"
-    assert "context" in failed["error"]["message"]
+    assert "pronounce" in failed["error"]["message"]
     assert failed["artifacts"] == []
     # The worker is still serving.
     good = submit(live.client, kind="text", model="echo", prompt="still here")
     assert wait_for_job(live.client, good["id"])["status"] == "succeeded"
+
+
+def test_prompt_over_the_models_context_is_refused_at_submit(live: LiveStack) -> None:
+    # Counted with tiny-text's own tokenizer by the API process, which has no torch.
+    too_long = " ".join(f"word{i}" for i in range(3000))
+    response = live.client.post("/v1/jobs", json={"kind": "text", "prompt": too_long})
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["type"] == "over_budget"
+    assert error["errors"][0]["field"] == "prompt"
+    assert "context is 512 tokens" in error["message"]
 
 
 def test_finished_job_cannot_be_canceled(live: LiveStack) -> None:
@@ -143,3 +154,13 @@ def test_cancel_stops_a_running_job_at_its_next_step(live: LiveStack) -> None:
     assert canceled["artifacts"] == []
     # Its worker recorded the step it stopped at: not the last one.
     assert canceled["progress"] is None or canceled["progress"]["done"] < steps
+
+
+def test_odd_path_ids_over_real_http(live: LiveStack) -> None:
+    # Through uvicorn, not only the in-process client: the server's own parsing of odd
+    # paths ends in our JSON errors too.
+    for ident in ("%00", "abc%00def", "%ff%fe", "%E2%80%AE", "x" * 8000, "%2e%2e"):
+        for method, path in (("GET", f"/v1/jobs/{ident}"), ("POST", f"/v1/batches/{ident}/cancel")):
+            response = live.client.request(method, path)
+            assert response.status_code in (404, 422), (ident[:12], response.text)
+            assert response.json()["error"]["type"] in ("not_found", "invalid_request")

@@ -77,7 +77,7 @@ def test_chat_completions_batch_end_to_end(client: OpenAI) -> None:
             f"chat-{i}",
             "/v1/chat/completions",
             {
-                "model": "gpt-4o-mini",  # an OpenAI name: runs on the default text model
+                "model": "gpt-4o-mini",  # an alias of tiny-text in the live stack
                 "messages": [{"role": "user", "content": f"Write a tagline for product {i}"}],
                 "max_tokens": 8,
                 "temperature": 0,
@@ -134,28 +134,59 @@ def test_chat_completions_batch_end_to_end(client: OpenAI) -> None:
 
 
 def test_failed_requests_go_to_the_error_file(client: OpenAI) -> None:
-    body = {"messages": [{"role": "user", "content": "A short story:"}], "max_tokens": 4}
+    # The voice model rejects, in the worker, an input it cannot pronounce.
     lines = [
-        _request("ok-1", "/v1/chat/completions", body),
-        _request(
-            "too-long",
-            "/v1/chat/completions",
-            {"messages": [{"role": "user", "content": TOO_LONG_FOR_TINY_TEXT}]},
-        ),
-        _request("ok-2", "/v1/chat/completions", body),
+        _request("ok-1", "/v1/audio/speech", {"model": "tiny-audio", "input": "good morning"}),
+        _request("mute", "/v1/audio/speech", {"model": "tiny-audio", "input": "☃☃☃"}),
+        _request("ok-2", "/v1/audio/speech", {"model": "tiny-audio", "input": "good night"}),
     ]
-    done = _wait(client, _submit(client, "/v1/chat/completions", lines).id)
+    done = _wait(client, _submit(client, "/v1/audio/speech", lines).id)
 
     assert done.status == "completed"
     assert done.request_counts is not None
     assert (done.request_counts.completed, done.request_counts.failed) == (2, 1)
     assert [r["custom_id"] for r in _lines(client, done.output_file_id)] == ["ok-1", "ok-2"]
     [error] = _lines(client, done.error_file_id)
-    assert error["custom_id"] == "too-long"
+    assert error["custom_id"] == "mute"
     assert error["error"]["code"] == "invalid_input"
-    assert "context" in error["error"]["message"]
+    assert "pronounce" in error["error"]["message"]
     assert error["response"]["status_code"] == 400
     assert error["response"]["body"]["error"]["code"] == "invalid_input"
+
+
+def test_request_over_the_models_context_is_refused_at_creation(
+    client: OpenAI, db_engine: sa.Engine
+) -> None:
+    body = {"messages": [{"role": "user", "content": "A short story:"}], "max_tokens": 4}
+    lines = [
+        _request("ok", "/v1/chat/completions", body),
+        _request(
+            "too-long",
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": TOO_LONG_FOR_TINY_TEXT}]},
+        ),
+        _request("too-many", "/v1/chat/completions", {**body, "max_tokens": 600}),
+    ]
+    with pytest.raises(openai.UnprocessableEntityError) as raised:
+        _submit(client, "/v1/chat/completions", lines)
+    errors = raised.value.response.json()["error"]["errors"]
+    assert {(e["line"], e["field"], e["code"]) for e in errors} == {
+        (2, "body.messages", "over_budget"),
+        (3, "body.max_tokens", "over_budget"),
+    }
+    assert count_jobs(db_engine) == 0
+
+
+def test_unknown_model_is_refused_not_run_on_another(client: OpenAI, db_engine: sa.Engine) -> None:
+    lines = [
+        _request("a", "/v1/chat/completions", {"model": "gpt-5-nano", "messages": [
+            {"role": "user", "content": "hi"}]}),
+    ]  # fmt: skip
+    with pytest.raises(openai.UnprocessableEntityError) as raised:
+        _submit(client, "/v1/chat/completions", lines)
+    [error] = raised.value.response.json()["error"]["errors"]
+    assert (error["line"], error["field"], error["code"]) == (1, "body.model", "model_not_found")
+    assert count_jobs(db_engine) == 0
 
 
 def test_completions_batch(client: OpenAI) -> None:
