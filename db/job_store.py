@@ -48,8 +48,9 @@ class JobStore(Protocol):
         *,
         worker: str,
         artifacts: Mapping[uuid.UUID, Sequence[NewArtifact]],
+        progress: tuple[int, int] | None = None,
     ) -> set[uuid.UUID]:
-        """running → succeeded with the artifacts; the ids recorded."""
+        """running → succeeded with the artifacts (and the last progress); the ids recorded."""
         ...
 
     def fail(
@@ -113,9 +114,12 @@ class SqlJobStore:
         *,
         worker: str,
         artifacts: Mapping[uuid.UUID, Sequence[NewArtifact]],
+        progress: tuple[int, int] | None = None,
     ) -> set[uuid.UUID]:
         with self.session_factory.begin() as session:
-            return job_queries.succeed_jobs(session, worker=worker, runs=runs, artifacts=artifacts)
+            return job_queries.succeed_jobs(
+                session, worker=worker, runs=runs, artifacts=artifacts, progress=progress
+            )
 
     def fail(
         self, job_id: uuid.UUID, *, worker: str, attempt: int, error_code: str, error_message: str

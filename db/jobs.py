@@ -187,9 +187,7 @@ def store_progress(
     """
     statuses = (JobStatus.RUNNING, JobStatus.CANCELED) if final else (JobStatus.RUNNING,)
     result = session.execute(
-        update(Job)
-        .where(_this_run(runs, worker, statuses))
-        .values(progress_done=done, progress_total=total)
+        update(Job).where(_this_run(runs, worker, statuses)).values(_progress_values((done, total)))
     )
     return affected_rows(result)
 
@@ -212,9 +210,11 @@ def succeed_jobs(
     worker: str,
     runs: Mapping[uuid.UUID, int],
     artifacts: Mapping[uuid.UUID, Sequence[NewArtifact]],
+    progress: tuple[int, int] | None = None,
 ) -> set[uuid.UUID]:
     """running → succeeded with their artifact rows, for several jobs in one statement and
-    the caller's transaction. `runs` maps each job to the attempt that produced `artifacts`.
+    the caller's transaction. `runs` maps each job to the attempt that produced `artifacts`;
+    `progress` (steps done, total), the run's last report, goes in with the status.
 
     Returns the ids recorded. A job that stopped being this run meanwhile (canceled, or
     taken over after its lease expired) is left out, with no artifact rows. The rows go in
@@ -225,7 +225,12 @@ def succeed_jobs(
         session.scalars(
             update(Job)
             .where(_this_run(runs, worker))
-            .values(status=JobStatus.SUCCEEDED, finished_at=func.now(), lease_expires_at=None)
+            .values(
+                status=JobStatus.SUCCEEDED,
+                finished_at=func.now(),
+                lease_expires_at=None,
+                **_progress_values(progress),
+            )
             .returning(Job.id)
         )
     )
@@ -246,6 +251,13 @@ def succeed_jobs(
     if rows:
         session.execute(insert(Artifact), rows)
     return recorded
+
+
+def _progress_values(progress: tuple[int, int] | None) -> dict[str, int]:
+    if progress is None:
+        return {}
+    done, total = progress
+    return {"progress_done": done, "progress_total": total}
 
 
 def fail_job(

@@ -131,14 +131,14 @@ def _generate(
         _generate(runtime, generator, runnable[:middle], deadline, outcome)
         _generate(runtime, generator, runnable[middle:], deadline, outcome)
         return
-    progress.flush()
-    _record_success(runtime, jobs, outputs, outcome)
+    _record_success(runtime, jobs, outputs, progress.last, outcome)
 
 
 def _record_success(
     runtime: WorkerRuntime,
     jobs: list[ClaimedJob],
     outputs: list[list[Artifact]],
+    progress: tuple[int, int] | None,
     outcome: dict[str, int],
 ) -> None:
     stored = {
@@ -154,7 +154,10 @@ def _record_success(
 
     recorded = retry_transient(
         lambda: runtime.jobs.succeed(
-            {job.id: job.attempts for job in jobs}, worker=runtime.worker_name, artifacts=stored
+            {job.id: job.attempts for job in jobs},
+            worker=runtime.worker_name,
+            artifacts=stored,
+            progress=progress,
         ),
         what="recording results",
     )
@@ -255,20 +258,21 @@ def stop_check(runtime: WorkerRuntime, runs: Runs, deadline: float) -> CancelChe
 
 class ProgressRecorder:
     """The on_progress callback of one generate() call: stores (steps done, total) on the
-    runs' jobs at most every `settings.progress_interval_s`, and the last report once more
-    at the end (`flush`). Progress is advisory, so a write that fails is logged and skipped
-    rather than retried: generation never waits on it."""
+    runs' jobs at most every `settings.progress_interval_s`. The last report is stored with
+    the outcome (`last` goes in with `succeeded`; `flush` after a cancel or time limit), so
+    a chunk shorter than the interval costs no extra write. Progress is advisory: a write
+    that fails is logged and skipped rather than retried, and generation never waits on it."""
 
     def __init__(self, runtime: WorkerRuntime, runs: Runs) -> None:
         self._runtime = runtime
         self._runs = runs
         self._interval_s = runtime.settings.progress_interval_s
-        self._last_write = float("-inf")
-        self._reported: tuple[int, int] | None = None
+        self._last_write = time.monotonic()
+        self.last: tuple[int, int] | None = None
         self._stored: tuple[int, int] | None = None
 
     def report(self, done: int, total: int) -> None:
-        self._reported = (done, total)
+        self.last = (done, total)
         now = time.monotonic()
         if now - self._last_write >= self._interval_s:
             self._last_write = now
@@ -277,8 +281,8 @@ class ProgressRecorder:
     def flush(self) -> None:
         """Store the last report if it is not stored yet; also on jobs canceled meanwhile,
         so a canceled job shows the step its worker stopped at."""
-        if self._reported is not None and self._reported != self._stored:
-            self._store(*self._reported, final=True)
+        if self.last is not None and self.last != self._stored:
+            self._store(*self.last, final=True)
 
     def _store(self, done: int, total: int, *, final: bool) -> None:
         try:

@@ -171,6 +171,21 @@ def test_progress_is_written_only_by_the_running_attempt(sessions: sessionmaker[
         )
 
 
+def test_success_records_the_last_progress_with_it(sessions: sessionmaker[Session]) -> None:
+    job_id = _new_job(sessions)
+    with sessions.begin() as session:
+        q.claim_jobs(session, [job_id], worker="a", lease_s=30)
+    with sessions.begin() as session:
+        q.succeed_jobs(
+            session,
+            worker="a",
+            runs={job_id: 1},
+            artifacts={job_id: [ARTIFACT]},
+            progress=(8, 8),
+        )
+    assert _progress(sessions, job_id) == (8, 8)
+
+
 def test_every_way_back_to_the_queue_clears_the_run(sessions: sessionmaker[Session]) -> None:
     released, expired = _new_job(sessions), _new_job(sessions)
     with sessions.begin() as session:

@@ -112,12 +112,14 @@ class FakeJobStore:
         *,
         worker: str,
         artifacts: Mapping[uuid.UUID, Sequence[NewArtifact]],
+        progress: tuple[int, int] | None = None,
     ) -> set[uuid.UUID]:
         recorded = set()
         for job_id, attempt in runs.items():
             if self._ours(job_id, attempt, worker, [JobStatus.RUNNING]):
                 self.jobs[job_id].status = JobStatus.SUCCEEDED
                 self.jobs[job_id].artifacts = list(artifacts[job_id])
+                self.jobs[job_id].progress = progress or self.jobs[job_id].progress
                 recorded.add(job_id)
         return recorded
 
