@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     # the limit plus hard_limit_grace_s the worker process exits and is restarted.
     time_limits_s: dict[str, float] = {"text": 600.0, "image": 600.0, "audio": 300.0}
     hard_limit_grace_s: float = Field(60.0, gt=0)
+    # Seconds between writes of a running job's progress (steps done of total) to its row,
+    # plus one at the end: clients see it move while the database sees a few writes per job
+    # per second at most. 0 writes every step.
+    progress_interval_s: float = Field(0.5, ge=0)
     # Seconds a broker message may stay unacknowledged before Redis hands it out again; a
     # duplicate delivery is harmless, a long wait after a worker died is not.
     visibility_timeout_s: int = Field(300, ge=1)

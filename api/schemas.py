@@ -61,6 +61,15 @@ class JobError(BaseModel):
     message: str
 
 
+class JobProgress(BaseModel):
+    """How far a running job has got, stored by its worker a few times a second: generated
+    tokens (text), denoising steps (image) or finished requests (audio) of its chunk, which
+    runs as one batch. A canceled job keeps the step it stopped at."""
+
+    done: int = Field(ge=0)
+    total: int = Field(ge=0)
+
+
 class ArtifactPublic(BaseModel):
     id: uuid.UUID
     index: int
@@ -91,6 +100,8 @@ class JobPublic(BaseModel):
     status: JobStatus
     priority: Priority
     error: JobError | None
+    # Null until its worker first reports; cleared when the job goes back to the queue.
+    progress: JobProgress | None = None
     attempts: int
     worker: str | None
     metadata: dict[str, Any]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from aigc.settings import Settings
-from api.schemas import ArtifactPublic, JobError, JobPublic
+from api.schemas import ArtifactPublic, JobError, JobProgress, JobPublic
 from db.tables import ARTIFACT_FACTS, Artifact, Job
 
 
@@ -20,6 +20,11 @@ def job_public(request: Request, settings: Settings, job: Job) -> JobPublic:
     error = (
         JobError(code=job.error_code, message=job.error_message or "") if job.error_code else None
     )
+    progress = (
+        JobProgress(done=job.progress_done, total=job.progress_total)
+        if job.progress_done is not None and job.progress_total is not None
+        else None
+    )
     return JobPublic(
         id=job.id,
         kind=job.kind,
@@ -29,6 +34,7 @@ def job_public(request: Request, settings: Settings, job: Job) -> JobPublic:
         status=job.status,
         priority=job.priority,
         error=error,
+        progress=progress,
         attempts=job.attempts,
         worker=job.worker,
         metadata=job.meta,

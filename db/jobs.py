@@ -13,8 +13,25 @@ from sqlalchemy.orm import Session, selectinload
 
 from aigc.errors import ErrorCode
 from aigc.ids import uuid7
-from aigc.vocab import ACTIVE_JOB_STATUSES, JobStatus
+from aigc.vocab import ACTIVE_JOB_STATUSES, DEFAULT_JOB_PRIORITY, JobStatus
+from db.intervals import seconds_ago, seconds_from_now
+from db.session import affected_rows
 from db.tables import ARTIFACT_FACTS, Artifact, Job
+
+
+def back_in_queue() -> dict[str, Any]:
+    """The fields that put a job back in the queue, the same for every way back (a transient
+    failure, an expired lease, a retry): no worker, lease or progress of the run that ended,
+    and `queued_at` now, so the dispatcher's grace counts from the requeue."""
+    return {
+        "status": JobStatus.QUEUED,
+        "worker": None,
+        "started_at": None,
+        "lease_expires_at": None,
+        "progress_done": None,
+        "progress_total": None,
+        "queued_at": func.now(),
+    }
 
 
 @dataclass(frozen=True)
@@ -37,7 +54,7 @@ def create_job(
     prompt: str,
     params: dict[str, Any],
     metadata: dict[str, Any],
-    priority: str = "normal",
+    priority: str = DEFAULT_JOB_PRIORITY,
 ) -> Job:
     job = Job(
         kind=kind,
@@ -46,7 +63,7 @@ def create_job(
         params=params,
         meta=metadata,
         priority=priority,
-        status="queued",
+        status=JobStatus.QUEUED,
         attempts=0,
         artifacts=[],  # known empty: serializing the new job reads nothing back
     )
@@ -86,9 +103,9 @@ def cancel_job(session: Session, job_id: uuid.UUID) -> bool:
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status.in_(ACTIVE_JOB_STATUSES))
-        .values(status="canceled", finished_at=func.now())
+        .values(status=JobStatus.CANCELED, finished_at=func.now())
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return affected_rows(result) == 1
 
 
 class ClaimedJob(NamedTuple):
@@ -113,13 +130,13 @@ def claim_jobs(
     """
     rows = session.execute(
         update(Job)
-        .where(Job.id.in_(job_ids), Job.status == "queued")
+        .where(Job.id.in_(job_ids), Job.status == JobStatus.QUEUED)
         .values(
-            status="running",
+            status=JobStatus.RUNNING,
             worker=worker,
             attempts=Job.attempts + 1,
             started_at=func.now(),
-            lease_expires_at=_lease_end(lease_s),
+            lease_expires_at=seconds_from_now(lease_s),
             error_code=None,
             error_message=None,
         )
@@ -128,18 +145,51 @@ def claim_jobs(
     return sorted((ClaimedJob(*row) for row in rows), key=lambda job: job.id)
 
 
-def _lease_end(lease_s: float) -> Any:
-    return func.now() + func.make_interval(0, 0, 0, 0, 0, 0, lease_s)
-
-
-def _this_run(runs: Mapping[uuid.UUID, int], worker: str) -> Any:
+def _this_run(
+    runs: Mapping[uuid.UUID, int],
+    worker: str,
+    statuses: Sequence[JobStatus] = (JobStatus.RUNNING,),
+) -> Any:
     """Rows still running as this worker's attempt: a job another worker (or a later attempt
-    of this one) took over after its lease expired is not ours to finish."""
+    of this one) took over after its lease expired is not ours to finish. The primary key
+    finds them: (id, attempts) pairs."""
     return and_(
+        # The plain id list lets the planner use the primary key, whatever else is running.
+        Job.id.in_(list(runs)),
         tuple_(Job.id, Job.attempts).in_(list(runs.items())),
-        Job.status == "running",
+        Job.status.in_(statuses),
         Job.worker == worker,
     )
+
+
+def still_running(session: Session, *, runs: Mapping[uuid.UUID, int], worker: str) -> bool:
+    """Whether any of these runs is still running as this worker's: False once all were
+    canceled (or taken over). One primary-key lookup that stops at the first row, cheap
+    enough for a worker to ask between every two denoising steps or tokens."""
+    found = session.scalar(select(Job.id).where(_this_run(runs, worker)).limit(1))
+    return found is not None
+
+
+def store_progress(
+    session: Session,
+    *,
+    runs: Mapping[uuid.UUID, int],
+    worker: str,
+    done: int,
+    total: int,
+    final: bool = False,
+) -> int:
+    """Record how far a run has got (steps done of total) on its jobs; returns rows written.
+
+    Only rows still running as this run change. With `final`, rows canceled while the run
+    went on are written too, so a canceled job shows the step its worker really stopped at
+    (a retry clears `worker`, so it never matches a later run's row).
+    """
+    statuses = (JobStatus.RUNNING, JobStatus.CANCELED) if final else (JobStatus.RUNNING,)
+    result = session.execute(
+        update(Job).where(_this_run(runs, worker, statuses)).values(_progress_values((done, total)))
+    )
+    return affected_rows(result)
 
 
 def renew_leases(
@@ -147,9 +197,11 @@ def renew_leases(
 ) -> int:
     """The worker's heartbeat: extend the lease of its runs that are still running."""
     result = session.execute(
-        update(Job).where(_this_run(runs, worker)).values(lease_expires_at=_lease_end(lease_s))
+        update(Job)
+        .where(_this_run(runs, worker))
+        .values(lease_expires_at=seconds_from_now(lease_s))
     )
-    return result.rowcount  # type: ignore[attr-defined,no-any-return]
+    return affected_rows(result)
 
 
 def succeed_jobs(
@@ -158,9 +210,11 @@ def succeed_jobs(
     worker: str,
     runs: Mapping[uuid.UUID, int],
     artifacts: Mapping[uuid.UUID, Sequence[NewArtifact]],
+    progress: tuple[int, int] | None = None,
 ) -> set[uuid.UUID]:
     """running → succeeded with their artifact rows, for several jobs in one statement and
-    the caller's transaction. `runs` maps each job to the attempt that produced `artifacts`.
+    the caller's transaction. `runs` maps each job to the attempt that produced `artifacts`;
+    `progress` (steps done, total), the run's last report, goes in with the status.
 
     Returns the ids recorded. A job that stopped being this run meanwhile (canceled, or
     taken over after its lease expired) is left out, with no artifact rows. The rows go in
@@ -171,7 +225,12 @@ def succeed_jobs(
         session.scalars(
             update(Job)
             .where(_this_run(runs, worker))
-            .values(status="succeeded", finished_at=func.now(), lease_expires_at=None)
+            .values(
+                status=JobStatus.SUCCEEDED,
+                finished_at=func.now(),
+                lease_expires_at=None,
+                **_progress_values(progress),
+            )
             .returning(Job.id)
         )
     )
@@ -194,6 +253,13 @@ def succeed_jobs(
     return recorded
 
 
+def _progress_values(progress: tuple[int, int] | None) -> dict[str, int]:
+    if progress is None:
+        return {}
+    done, total = progress
+    return {"progress_done": done, "progress_total": total}
+
+
 def fail_job(
     session: Session,
     job_id: uuid.UUID,
@@ -208,14 +274,14 @@ def fail_job(
         update(Job)
         .where(_this_run({job_id: attempt}, worker))
         .values(
-            status="failed",
+            status=JobStatus.FAILED,
             error_code=error_code,
             error_message=error_message,
             finished_at=func.now(),
             lease_expires_at=None,
         )
     )
-    return result.rowcount == 1  # type: ignore[attr-defined]
+    return affected_rows(result) == 1
 
 
 def release_job(
@@ -230,30 +296,25 @@ def release_job(
 ) -> str | None:
     """After a transient failure: back to `queued` for another try, or `failed` once it has
     had max_attempts. Returns the new status, None when the job is no longer this run."""
-    status = "queued" if attempt < max_attempts else "failed"
-    values: dict[str, Any] = {
-        "status": status,
-        "error_code": error_code,
-        "error_message": error_message,
-        "lease_expires_at": None,
-    }
-    if status == "queued":
-        values.update(worker=None, started_at=None, queued_at=func.now())
+    if attempt < max_attempts:
+        values = back_in_queue()
     else:
-        values.update(finished_at=func.now())
+        values = {"status": JobStatus.FAILED, "finished_at": func.now(), "lease_expires_at": None}
+    values.update(error_code=error_code, error_message=error_message)
+    status: str = values["status"]
     result = session.execute(update(Job).where(_this_run({job_id: attempt}, worker)).values(values))
-    return status if result.rowcount == 1 else None  # type: ignore[attr-defined]
+    return status if affected_rows(result) == 1 else None
 
 
 def reap_expired_leases(session: Session, *, max_attempts: int) -> list[Job]:
     """Jobs whose worker stopped renewing its lease (killed, host lost): back to `queued`,
     or `failed` with worker_lost once they have had max_attempts. Returns the requeued ones."""
-    expired = and_(Job.status == "running", Job.lease_expires_at < func.now())
+    expired = and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < func.now())
     session.execute(
         update(Job)
         .where(expired, Job.attempts >= max_attempts)
         .values(
-            status="failed",
+            status=JobStatus.FAILED,
             error_code=ErrorCode.WORKER_LOST,
             error_message=f"the worker running this job stopped {max_attempts} time(s)",
             finished_at=func.now(),
@@ -263,13 +324,7 @@ def reap_expired_leases(session: Session, *, max_attempts: int) -> list[Job]:
     requeued = session.scalars(
         update(Job)
         .where(expired, Job.attempts < max_attempts)
-        .values(
-            status="queued",
-            worker=None,
-            started_at=None,
-            lease_expires_at=None,
-            queued_at=func.now(),
-        )
+        .values(back_in_queue())
         .returning(Job)
     ).all()
     return sorted(requeued, key=lambda job: job.id)
@@ -282,8 +337,8 @@ def stale_queued_jobs(session: Session, *, older_than_s: float, limit: int) -> S
     return session.execute(
         select(Job.id, Job.kind, Job.model, Job.priority, Job.batch_id)
         .where(
-            Job.status == "queued",
-            Job.queued_at < func.now() - func.make_interval(0, 0, 0, 0, 0, 0, older_than_s),
+            Job.status == JobStatus.QUEUED,
+            Job.queued_at < seconds_ago(older_than_s),
         )
         .order_by(Job.queued_at, Job.id)
         .limit(limit)
@@ -306,14 +361,7 @@ def requeue_jobs(
         query = query.where(Job.batch_id == batch_id)
     requeued = session.scalars(
         query.values(
-            status="queued",
-            worker=None,
-            error_code=None,
-            error_message=None,
-            started_at=None,
-            finished_at=None,
-            lease_expires_at=None,
-            queued_at=func.now(),
+            {**back_in_queue(), "error_code": None, "error_message": None, "finished_at": None}
         ).returning(Job)
     ).all()
     return sorted(requeued, key=lambda job: (job.line or 0, job.id))

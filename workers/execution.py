@@ -1,6 +1,9 @@
 """Running a chunk of jobs: claim them, generate as one batch, store the artifacts, record
 each job's outcome. A job that breaks its chunk is retried alone so its neighbours still
-succeed; a chunk that does not fit (out of memory) is split and retried."""
+succeed; a chunk that does not fit (out of memory) is split and retried.
+
+Every read and write of the jobs table goes through `runtime.jobs` (a db.job_store.JobStore),
+each wrapped in retry_transient, so the unit tests can drive this module without PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,16 +11,12 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from itertools import groupby
 
-from sqlalchemy import func, select
-
-from aigc.errors import JobTimeout, error_code
-from db import jobs as job_queries
-from db.jobs import ClaimedJob
-from db.tables import Job
-from models.base import Artifact, GenerationRequest, Generator
+from aigc.errors import ErrorCode, JobTimeout, error_code
+from db.jobs import ClaimedJob, NewArtifact
+from models.base import Artifact, CancelCheck, GenerationRequest, Generator
 from models.errors import GenerationCanceled
 from workers.model_cache import release_device_memory
 from workers.retry import retry_transient
@@ -25,23 +24,28 @@ from workers.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 
-STOP_POLL_INTERVAL_S = 0.5  # how stale a cancel may be before running jobs notice it
+# A running chunk asks the database whether its jobs were canceled at the first step (token,
+# denoising step) that ends this long after the previous check. The check is one indexed
+# lookup (about 0.5 ms here), so it costs at most about 1% of generation time, and any step
+# longer than this (an image's denoising step on CPU, most on a GPU) is checked: a canceled
+# job stops within one step, or within this interval plus one step for faster steps.
+STOP_CHECK_INTERVAL_S = 0.05
 DEFAULT_TIME_LIMIT_S = 600.0
 
 Runnable = tuple[ClaimedJob, GenerationRequest]  # type: ignore[type-arg]
+Runs = Mapping[uuid.UUID, int]  # job id -> the attempt this worker runs
 
 
 def execute_jobs(runtime: WorkerRuntime, job_ids: Sequence[uuid.UUID]) -> dict[str, int]:
     """Run those of the jobs that are still queued; returns how many ended in each way."""
     outcome: dict[str, int] = {}
 
-    def claim() -> list[ClaimedJob]:
-        with runtime.session_factory.begin() as session:
-            return job_queries.claim_jobs(
-                session, job_ids, worker=runtime.worker_name, lease_s=runtime.settings.lease_s
-            )
-
-    claimed = retry_transient(claim, what="claiming jobs")
+    claimed = retry_transient(
+        lambda: runtime.jobs.claim(
+            job_ids, worker=runtime.worker_name, lease_s=runtime.settings.lease_s
+        ),
+        what="claiming jobs",
+    )
     skipped = len(job_ids) - len(claimed)
     if skipped:
         # Canceled, already run or running elsewhere: a late or duplicate delivery does nothing.
@@ -93,12 +97,16 @@ def _generate(
     outcome: dict[str, int],
 ) -> None:
     jobs = [job for job, _ in runnable]
+    runs = {job.id: job.attempts for job in jobs}
+    progress = ProgressRecorder(runtime, runs)
     try:
         outputs = generator.generate(
             [request for _, request in runnable],
-            should_cancel=_stop_check(runtime, jobs, deadline),
+            on_progress=progress.report,
+            should_cancel=stop_check(runtime, runs, deadline),
         )
     except GenerationCanceled:
+        progress.flush()
         if time.monotonic() >= deadline:
             for job in jobs:
                 _fail(runtime, job, JobTimeout("the job passed its time limit"), outcome)
@@ -109,7 +117,7 @@ def _generate(
     except Exception as exc:
         release_device_memory()
         if len(runnable) == 1:
-            if _is_out_of_memory(exc):
+            if error_code(exc) == ErrorCode.OUT_OF_MEMORY:
                 _release(runtime, jobs[0], exc, outcome)
             else:
                 _fail(runtime, jobs[0], exc, outcome)
@@ -123,18 +131,14 @@ def _generate(
         _generate(runtime, generator, runnable[:middle], deadline, outcome)
         _generate(runtime, generator, runnable[middle:], deadline, outcome)
         return
-    _record_success(runtime, jobs, outputs, outcome)
-
-
-def _is_out_of_memory(exc: Exception) -> bool:
-    # torch.cuda.OutOfMemoryError, without importing torch where it is not loaded.
-    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+    _record_success(runtime, jobs, outputs, progress.last, outcome)
 
 
 def _record_success(
     runtime: WorkerRuntime,
     jobs: list[ClaimedJob],
     outputs: list[list[Artifact]],
+    progress: tuple[int, int] | None,
     outcome: dict[str, int],
 ) -> None:
     stored = {
@@ -148,16 +152,15 @@ def _record_success(
         for row, output in zip(stored[job.id], artifacts, strict=True)
     )
 
-    def record() -> set[uuid.UUID]:
-        with runtime.session_factory.begin() as session:
-            return job_queries.succeed_jobs(
-                session,
-                worker=runtime.worker_name,
-                runs={job.id: job.attempts for job in jobs},
-                artifacts=stored,
-            )
-
-    recorded = retry_transient(record, what="recording results")
+    recorded = retry_transient(
+        lambda: runtime.jobs.succeed(
+            {job.id: job.attempts for job in jobs},
+            worker=runtime.worker_name,
+            artifacts=stored,
+            progress=progress,
+        ),
+        what="recording results",
+    )
     for job_id, artifacts in stored.items():
         if job_id not in recorded:
             # Canceled while it ran, or taken over: drop the bytes nobody will look up.
@@ -168,7 +171,7 @@ def _record_success(
         _count(outcome, "discarded", len(stored) - len(recorded))
 
 
-def _describe_artifacts(job: ClaimedJob, outputs: list[Artifact]) -> list[job_queries.NewArtifact]:
+def _describe_artifacts(job: ClaimedJob, outputs: list[Artifact]) -> list[NewArtifact]:
     # Keyed by job and attempt: a rerun never overwrites the bytes of another attempt. The
     # folder is the id's leading (time) bits, a new one about every minute, so folders stay
     # small and a chunk's files share one.
@@ -177,7 +180,7 @@ def _describe_artifacts(job: ClaimedJob, outputs: list[Artifact]) -> list[job_qu
         for index, output in enumerate(outputs)
     ]
     return [
-        job_queries.NewArtifact(
+        NewArtifact(
             index=index,
             mime_type=output.mime_type,
             size_bytes=len(output.data),
@@ -193,18 +196,16 @@ def _fail(runtime: WorkerRuntime, job: ClaimedJob, exc: Exception, outcome: dict
     # A permanent failure is recorded on that job alone; the worker goes on serving.
     log.warning("job %s failed: %s: %s", job.id, type(exc).__name__, exc)
 
-    def record() -> bool:
-        with runtime.session_factory.begin() as session:
-            return job_queries.fail_job(
-                session,
-                job.id,
-                worker=runtime.worker_name,
-                attempt=job.attempts,
-                error_code=error_code(exc),
-                error_message=str(exc) or type(exc).__name__,
-            )
-
-    retry_transient(record, what="recording a failure")
+    retry_transient(
+        lambda: runtime.jobs.fail(
+            job.id,
+            worker=runtime.worker_name,
+            attempt=job.attempts,
+            error_code=error_code(exc),
+            error_message=str(exc) or type(exc).__name__,
+        ),
+        what="recording a failure",
+    )
     _count(outcome, "failed")
 
 
@@ -214,49 +215,83 @@ def _release(
     """A transient failure (out of memory with other work on the device): another attempt,
     from the queue, until the job has had its max attempts."""
 
-    def record() -> str | None:
-        with runtime.session_factory.begin() as session:
-            return job_queries.release_job(
-                session,
-                job.id,
-                worker=runtime.worker_name,
-                attempt=job.attempts,
-                max_attempts=runtime.settings.max_attempts,
-                error_code=error_code(exc),
-                error_message=str(exc),
-            )
-
-    status = retry_transient(record, what="releasing a job")
+    status = retry_transient(
+        lambda: runtime.jobs.release(
+            job.id,
+            worker=runtime.worker_name,
+            attempt=job.attempts,
+            max_attempts=runtime.settings.max_attempts,
+            error_code=error_code(exc),
+            error_message=str(exc),
+        ),
+        what="releasing a job",
+    )
     log.warning("job %s: %s; now %s", job.id, type(exc).__name__, status)
     # A requeued job is republished by the dispatcher once its grace has passed.
     _count(outcome, status or "discarded")
 
 
-def _stop_check(
-    runtime: WorkerRuntime, jobs: list[ClaimedJob], deadline: float
-) -> Callable[[], bool]:
-    """A should_cancel callback: true past the time limit, or once none of the jobs is
-    running any more (all were canceled). It reads the database at most every interval."""
-    ids = [job.id for job in jobs]
-    last_checked = time.monotonic()
-    canceled = False
+def stop_check(runtime: WorkerRuntime, runs: Runs, deadline: float) -> CancelCheck:
+    """A should_cancel callback: true past the time limit, or once none of the runs is
+    running any more (all were canceled, or taken over after a lost lease). The database is
+    asked at the first call (the jobs may have been canceled while the model loaded), then
+    at most every STOP_CHECK_INTERVAL_S."""
+    last_checked = float("-inf")
+    stopped = False
 
     def should_stop() -> bool:
-        nonlocal last_checked, canceled
+        nonlocal last_checked, stopped
         now = time.monotonic()
         if now >= deadline:
             return True
-        if not canceled and now - last_checked >= STOP_POLL_INTERVAL_S:
+        if not stopped and now - last_checked >= STOP_CHECK_INTERVAL_S:
             last_checked = now
             try:
-                with runtime.session_factory() as session:
-                    running = session.scalar(
-                        select(func.count()).where(Job.id.in_(ids), Job.status == "running")
-                    )
-                canceled = running == 0
+                stopped = not runtime.jobs.still_running(runs, worker=runtime.worker_name)
             except Exception as exc:
-                # Not knowing is not a reason to stop: check again at the next step.
+                # Not knowing is not a reason to stop: check again at a later step.
                 log.warning("could not read job status: %s", exc)
-        return canceled
+        return stopped
 
     return should_stop
+
+
+class ProgressRecorder:
+    """The on_progress callback of one generate() call: stores (steps done, total) on the
+    runs' jobs at most every `settings.progress_interval_s`. The last report is stored with
+    the outcome (`last` goes in with `succeeded`; `flush` after a cancel or time limit), so
+    a chunk shorter than the interval costs no extra write. Progress is advisory: a write
+    that fails is logged and skipped rather than retried, and generation never waits on it."""
+
+    def __init__(self, runtime: WorkerRuntime, runs: Runs) -> None:
+        self._runtime = runtime
+        self._runs = runs
+        self._interval_s = runtime.settings.progress_interval_s
+        self._last_write = time.monotonic()
+        self.last: tuple[int, int] | None = None
+        self._stored: tuple[int, int] | None = None
+
+    def report(self, done: int, total: int) -> None:
+        self.last = (done, total)
+        now = time.monotonic()
+        if now - self._last_write >= self._interval_s:
+            self._last_write = now
+            self._store(done, total, final=False)
+
+    def flush(self) -> None:
+        """Store the last report if it is not stored yet; also on jobs canceled meanwhile,
+        so a canceled job shows the step its worker stopped at."""
+        if self.last is not None and self.last != self._stored:
+            self._store(*self.last, final=True)
+
+    def _store(self, done: int, total: int, *, final: bool) -> None:
+        try:
+            written = self._runtime.jobs.store_progress(
+                self._runs, worker=self._runtime.worker_name, done=done, total=total, final=final
+            )
+        except Exception as exc:
+            log.warning("could not store progress: %s", exc)
+            return
+        # Rows canceled meanwhile were not written: the final flush writes them.
+        if written == len(self._runs):
+            self._stored = (done, total)

@@ -12,10 +12,8 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-from sqlalchemy.orm import Session, sessionmaker
-
 from aigc.errors import ErrorCode
-from db import jobs as job_queries
+from db.job_store import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +25,8 @@ class Heartbeat:
     their hard deadline (a step that never returns), fails them with `timeout` and exits the
     process, since a stuck GPU kernel cannot be interrupted from Python."""
 
-    def __init__(self, session_factory: sessionmaker[Session], worker: str, lease_s: float) -> None:
-        self.session_factory = session_factory
+    def __init__(self, jobs: JobStore, worker: str, lease_s: float) -> None:
+        self.jobs = jobs
         self.worker = worker
         self.lease_s = lease_s
         self._held: dict[uuid.UUID, int] = {}
@@ -65,10 +63,7 @@ class Heartbeat:
             if time.monotonic() > hard_deadline:
                 self._fail_and_exit(runs)
             try:
-                with self.session_factory.begin() as session:
-                    job_queries.renew_leases(
-                        session, runs, worker=self.worker, lease_s=self.lease_s
-                    )
+                self.jobs.renew_leases(runs, worker=self.worker, lease_s=self.lease_s)
             except Exception as exc:
                 # A missed beat is survivable: the lease is three beats long.
                 log.warning("lease renewal failed: %s", exc)
@@ -76,15 +71,13 @@ class Heartbeat:
     def _fail_and_exit(self, runs: Mapping[uuid.UUID, int]) -> None:
         log.error("jobs %s passed their hard time limit; exiting", list(runs))
         try:
-            with self.session_factory.begin() as session:
-                for job_id, attempt in runs.items():
-                    job_queries.fail_job(
-                        session,
-                        job_id,
-                        worker=self.worker,
-                        attempt=attempt,
-                        error_code=ErrorCode.TIMEOUT,
-                        error_message="the job passed its hard time limit",
-                    )
+            for job_id, attempt in runs.items():
+                self.jobs.fail(
+                    job_id,
+                    worker=self.worker,
+                    attempt=attempt,
+                    error_code=ErrorCode.TIMEOUT,
+                    error_message="the job passed its hard time limit",
+                )
         finally:
             os._exit(HARD_LIMIT_EXIT_CODE)

@@ -1,4 +1,4 @@
-"""Loaded generators kept per process, so a model is loaded once and reused."""
+"""Loaded generators kept per process, so a model is loaded (and warmed up) once and reused."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import threading
 import time
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 from models.base import Generator
+from models.errors import ModelLoadError
 from models.loading import load_generator
 from models.registry import ModelSpec, import_generator_class
 
@@ -23,10 +25,10 @@ class ModelCache:
     def __init__(self, model_dir: Path, capacity: int) -> None:
         self.model_dir = model_dir
         self.capacity = capacity
-        self._loaded: OrderedDict[str, Generator] = OrderedDict()
+        self._loaded: OrderedDict[str, Generator[Any]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, spec: ModelSpec) -> Generator:
+    def get(self, spec: ModelSpec) -> Generator[Any]:
         with self._lock:
             generator = self._loaded.get(spec.name)
             if generator is not None:
@@ -37,7 +39,14 @@ class ModelCache:
                 self._make_room()
             started = time.perf_counter()
             generator = load_generator(spec, self.model_dir)
-            log.info("loaded model %s in %.2fs", spec.name, time.perf_counter() - started)
+            loaded = time.perf_counter()
+            _warm_up(spec, generator)
+            log.info(
+                "loaded model %s in %.2fs, warmed up in %.2fs",
+                spec.name,
+                loaded - started,
+                time.perf_counter() - loaded,
+            )
             self._loaded[spec.name] = generator
             return generator
 
@@ -51,6 +60,17 @@ class ModelCache:
 
     def __contains__(self, name: str) -> bool:
         return name in self._loaded
+
+
+def _warm_up(spec: ModelSpec, generator: Generator[Any]) -> None:
+    """The generator's throwaway first generation, so the first real chunk pays no lazy
+    set-up (kernel selection, allocator growth). A model that cannot generate even that is
+    not kept (its memory is collected with the next load's room-making): its jobs fail with
+    the reason, as for a model that cannot load, and the next job tries to load it again."""
+    try:
+        generator.warmup()
+    except Exception as exc:
+        raise ModelLoadError(f"model {spec.name!r} failed its warm-up: {exc}") from exc
 
 
 def release_device_memory() -> None:

@@ -8,12 +8,11 @@ import socket
 from dataclasses import dataclass
 from functools import lru_cache
 
-from sqlalchemy.orm import Session, sessionmaker
-
 from aigc.catalog import Catalog, build_catalog
 from aigc.connections import database_engine
 from aigc.settings import Settings, get_settings
 from aigc.storage import ArtifactStore, LocalStore
+from db.job_store import JobStore, SqlJobStore
 from db.session import make_session_factory
 from workers.heartbeat import Heartbeat
 from workers.model_cache import ModelCache
@@ -22,7 +21,8 @@ from workers.model_cache import ModelCache
 @dataclass
 class WorkerRuntime:
     settings: Settings
-    session_factory: sessionmaker[Session]
+    # The jobs table, as the worker uses it (a fake in the unit tests).
+    jobs: JobStore
     store: ArtifactStore
     catalog: Catalog
     models: ModelCache
@@ -33,15 +33,15 @@ class WorkerRuntime:
 
 def create_runtime(settings: Settings) -> WorkerRuntime:
     # No pre-ping: every statement a worker runs is retried on a connection error.
-    session_factory = make_session_factory(database_engine(settings, pre_ping=False))
+    jobs = SqlJobStore(make_session_factory(database_engine(settings, pre_ping=False)))
     worker_name = f"{socket.gethostname()}:{os.getpid()}"
     return WorkerRuntime(
         settings=settings,
-        session_factory=session_factory,
+        jobs=jobs,
         store=LocalStore(settings.artifact_dir),
         catalog=build_catalog(settings),
         models=ModelCache(settings.model_dir, settings.model_cache_size),
-        heartbeat=Heartbeat(session_factory, worker_name, settings.lease_s),
+        heartbeat=Heartbeat(jobs, worker_name, settings.lease_s),
         worker_name=worker_name,
     )
 

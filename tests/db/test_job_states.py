@@ -118,3 +118,97 @@ def test_canceled_job_is_never_claimed(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
         assert q.claim_jobs(session, [job_id], worker="w", lease_s=30) == []
     assert _status(sessions, job_id) == ("canceled", 0)
+
+
+def _progress(sessions: sessionmaker[Session], job_id: uuid.UUID) -> tuple[int | None, int | None]:
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        return job.progress_done, job.progress_total
+
+
+def test_still_running_until_canceled_or_taken_over(sessions: sessionmaker[Session]) -> None:
+    job_id = _new_job(sessions)
+    with sessions.begin() as session:
+        q.claim_jobs(session, [job_id], worker="a", lease_s=30)
+    with sessions() as session:
+        assert q.still_running(session, runs={job_id: 1}, worker="a")
+        assert not q.still_running(session, runs={job_id: 1}, worker="b")
+        assert not q.still_running(session, runs={job_id: 2}, worker="a")
+    with sessions.begin() as session:
+        q.cancel_job(session, job_id)
+    with sessions() as session:
+        assert not q.still_running(session, runs={job_id: 1}, worker="a")
+
+
+def test_progress_is_written_only_by_the_running_attempt(sessions: sessionmaker[Session]) -> None:
+    job_id = _new_job(sessions)
+    with sessions.begin() as session:
+        q.claim_jobs(session, [job_id], worker="a", lease_s=30)
+    with sessions.begin() as session:
+        assert q.store_progress(session, runs={job_id: 1}, worker="a", done=3, total=10) == 1
+        assert q.store_progress(session, runs={job_id: 1}, worker="b", done=9, total=10) == 0
+    assert _progress(sessions, job_id) == (3, 10)
+    with sessions.begin() as session:
+        q.cancel_job(session, job_id)
+    # Once canceled, only the run's final report lands: the step it really stopped at.
+    with sessions.begin() as session:
+        assert q.store_progress(session, runs={job_id: 1}, worker="a", done=4, total=10) == 0
+        assert (
+            q.store_progress(session, runs={job_id: 1}, worker="a", done=4, total=10, final=True)
+            == 1
+        )
+    assert _progress(sessions, job_id) == (4, 10)
+    # A retry starts from no progress, and the old run can no longer write any.
+    with sessions.begin() as session:
+        [requeued] = q.requeue_jobs(session, statuses=["canceled"], job_id=job_id)
+        assert requeued.status == "queued" and requeued.worker is None
+    assert _progress(sessions, job_id) == (None, None)
+    with sessions.begin() as session:
+        assert (
+            q.store_progress(session, runs={job_id: 1}, worker="a", done=5, total=10, final=True)
+            == 0
+        )
+
+
+def test_success_records_the_last_progress_with_it(sessions: sessionmaker[Session]) -> None:
+    job_id = _new_job(sessions)
+    with sessions.begin() as session:
+        q.claim_jobs(session, [job_id], worker="a", lease_s=30)
+    with sessions.begin() as session:
+        q.succeed_jobs(
+            session,
+            worker="a",
+            runs={job_id: 1},
+            artifacts={job_id: [ARTIFACT]},
+            progress=(8, 8),
+        )
+    assert _progress(sessions, job_id) == (8, 8)
+
+
+def test_every_way_back_to_the_queue_clears_the_run(sessions: sessionmaker[Session]) -> None:
+    released, expired = _new_job(sessions), _new_job(sessions)
+    with sessions.begin() as session:
+        q.claim_jobs(session, [released], worker="a", lease_s=30)
+        q.claim_jobs(session, [expired], worker="a", lease_s=0.05)
+        q.store_progress(session, runs={released: 1, expired: 1}, worker="a", done=1, total=2)
+    time.sleep(0.1)
+    with sessions.begin() as session:
+        q.release_job(
+            session,
+            released,
+            worker="a",
+            attempt=1,
+            max_attempts=3,
+            error_code="out_of_memory",
+            error_message="CUDA out of memory",
+        )
+        assert [job.id for job in q.reap_expired_leases(session, max_attempts=3)] == [expired]
+    with sessions() as session:
+        for job_id in (released, expired):
+            job = session.get(Job, job_id)
+            assert job is not None
+            assert (job.status, job.worker, job.started_at, job.lease_expires_at) == (
+                "queued", None, None, None,
+            )  # fmt: skip
+            assert (job.progress_done, job.progress_total) == (None, None)

@@ -60,10 +60,21 @@ def test_batched_equals_single(image_generator: ImageGenerator) -> None:
             assert np.abs(_pixels(a) - _pixels(b)).max() <= 1
 
 
-def test_guidance_with_negative_prompt(image_generator: ImageGenerator) -> None:
-    params = SMALL.model_copy(update={"guidance_scale": 4.0, "negative_prompt": "blurry"})
-    [[artifact]] = image_generator.generate([GenerationRequest("a lake", params)])
-    assert Image.open(io.BytesIO(artifact.data)).size == (64, 64)
+def test_negative_prompt_steers_a_guided_image(image_generator: ImageGenerator) -> None:
+    guided = SMALL.model_copy(update={"guidance_scale": 4.0})
+    steered = guided.model_copy(update={"negative_prompt": "blurry"})
+    [[plain]] = image_generator.generate([GenerationRequest("a lake", guided)])
+    [[negative]] = image_generator.generate([GenerationRequest("a lake", steered)])
+    [[negative_again]] = image_generator.generate([GenerationRequest("a lake", steered)])
+    assert Image.open(io.BytesIO(negative.data)).size == (64, 64)
+    assert negative.data == negative_again.data  # same seed, same image
+    assert not np.array_equal(_pixels(negative), _pixels(plain))  # the prompt made the change
+    # Without guidance there is no unconditional pass for a negative prompt to replace.
+    [[unguided]] = image_generator.generate([GenerationRequest("a lake", SMALL)])
+    [[unguided_negative]] = image_generator.generate(
+        [GenerationRequest("a lake", SMALL.model_copy(update={"negative_prompt": "blurry"}))]
+    )
+    assert unguided.data == unguided_negative.data
 
 
 def test_progress_counts_steps_of_all_batches(image_generator: ImageGenerator) -> None:

@@ -1,0 +1,156 @@
+"""What a worker asks of the jobs table, as one interface: `SqlJobStore` runs each call as
+one transaction of the db.jobs queries; the unit tests drive workers/execution with a fake
+that keeps jobs in memory. Every state change underneath is a conditional UPDATE on the
+run (job id, attempt, worker), so a late or duplicate call changes nothing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from db import jobs as job_queries
+from db.jobs import ClaimedJob, NewArtifact
+
+
+class JobStore(Protocol):
+    def claim(
+        self, job_ids: Sequence[uuid.UUID], *, worker: str, lease_s: float
+    ) -> list[ClaimedJob]:
+        """queued → running for this worker; the jobs claimed, in id order."""
+        ...
+
+    def renew_leases(self, runs: Mapping[uuid.UUID, int], *, worker: str, lease_s: float) -> int:
+        """Extend the lease of these runs (job id → attempt) that are still running."""
+        ...
+
+    def still_running(self, runs: Mapping[uuid.UUID, int], *, worker: str) -> bool:
+        """Whether any of these runs is still running as this worker's."""
+        ...
+
+    def store_progress(
+        self,
+        runs: Mapping[uuid.UUID, int],
+        *,
+        worker: str,
+        done: int,
+        total: int,
+        final: bool = False,
+    ) -> int:
+        """Record steps done of total on these runs' jobs (see db.jobs.store_progress)."""
+        ...
+
+    def succeed(
+        self,
+        runs: Mapping[uuid.UUID, int],
+        *,
+        worker: str,
+        artifacts: Mapping[uuid.UUID, Sequence[NewArtifact]],
+        progress: tuple[int, int] | None = None,
+    ) -> set[uuid.UUID]:
+        """running → succeeded with the artifacts (and the last progress); the ids recorded."""
+        ...
+
+    def fail(
+        self, job_id: uuid.UUID, *, worker: str, attempt: int, error_code: str, error_message: str
+    ) -> bool:
+        """running → failed; False when the job is no longer this run."""
+        ...
+
+    def release(
+        self,
+        job_id: uuid.UUID,
+        *,
+        worker: str,
+        attempt: int,
+        max_attempts: int,
+        error_code: str,
+        error_message: str,
+    ) -> str | None:
+        """Back to queued (or failed after max_attempts); the new status, None if not ours."""
+        ...
+
+
+class SqlJobStore:
+    """The jobs table in PostgreSQL: one transaction per call. Callers retry transient
+    errors (workers.retry), which is safe because every change is conditional."""
+
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self.session_factory = session_factory
+
+    def claim(
+        self, job_ids: Sequence[uuid.UUID], *, worker: str, lease_s: float
+    ) -> list[ClaimedJob]:
+        with self.session_factory.begin() as session:
+            return job_queries.claim_jobs(session, job_ids, worker=worker, lease_s=lease_s)
+
+    def renew_leases(self, runs: Mapping[uuid.UUID, int], *, worker: str, lease_s: float) -> int:
+        with self.session_factory.begin() as session:
+            return job_queries.renew_leases(session, runs, worker=worker, lease_s=lease_s)
+
+    def still_running(self, runs: Mapping[uuid.UUID, int], *, worker: str) -> bool:
+        with self.session_factory() as session:
+            return job_queries.still_running(session, runs=runs, worker=worker)
+
+    def store_progress(
+        self,
+        runs: Mapping[uuid.UUID, int],
+        *,
+        worker: str,
+        done: int,
+        total: int,
+        final: bool = False,
+    ) -> int:
+        with self.session_factory.begin() as session:
+            return job_queries.store_progress(
+                session, runs=runs, worker=worker, done=done, total=total, final=final
+            )
+
+    def succeed(
+        self,
+        runs: Mapping[uuid.UUID, int],
+        *,
+        worker: str,
+        artifacts: Mapping[uuid.UUID, Sequence[NewArtifact]],
+        progress: tuple[int, int] | None = None,
+    ) -> set[uuid.UUID]:
+        with self.session_factory.begin() as session:
+            return job_queries.succeed_jobs(
+                session, worker=worker, runs=runs, artifacts=artifacts, progress=progress
+            )
+
+    def fail(
+        self, job_id: uuid.UUID, *, worker: str, attempt: int, error_code: str, error_message: str
+    ) -> bool:
+        with self.session_factory.begin() as session:
+            return job_queries.fail_job(
+                session,
+                job_id,
+                worker=worker,
+                attempt=attempt,
+                error_code=error_code,
+                error_message=error_message,
+            )
+
+    def release(
+        self,
+        job_id: uuid.UUID,
+        *,
+        worker: str,
+        attempt: int,
+        max_attempts: int,
+        error_code: str,
+        error_message: str,
+    ) -> str | None:
+        with self.session_factory.begin() as session:
+            return job_queries.release_job(
+                session,
+                job_id,
+                worker=worker,
+                attempt=attempt,
+                max_attempts=max_attempts,
+                error_code=error_code,
+                error_message=error_message,
+            )
