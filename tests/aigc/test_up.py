@@ -15,7 +15,7 @@ import httpx
 import psutil
 import pytest
 
-from aigc.cli.stack import wait_for_http
+from aigc.cli.stack import spawn, stop_process, wait_for_http
 from tests.live import submit, wait_for_job
 
 
@@ -87,3 +87,15 @@ def test_flower_refuses_to_start_without_credentials() -> None:
     assert result.returncode == 2
     assert b"AIGC_FLOWER_BASIC_AUTH" in result.stdout
     assert b"--no-auth" in result.stdout
+
+
+def test_flower_with_no_auth_serves_without_credentials(free_port: Callable[[], int]) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIGC_")}
+    env.update(AIGC_REDIS_URL="redis://127.0.0.1:1/0")
+    flower = spawn("flower", ["flower", "--no-auth", "--port", str(port)], env)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthcheck", 60, flower)
+        assert httpx.get(f"http://127.0.0.1:{port}/workers").status_code == 200
+    finally:
+        stop_process(flower)
