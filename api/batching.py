@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from aigc.errors import ErrorCode, InvalidBatch, InvalidRequest
 from aigc.jsonl import LineErrors
 from aigc.settings import Settings
+from aigc.vocab import BatchApi
 from api.validation import ValidJob
 from db.batches import create_batch
 from db.tables import Batch
@@ -72,7 +73,7 @@ def accept_batch(
     jobs: list[ValidJob],
     priority: str,
     metadata: dict[str, Any],
-    api: str = "native",
+    api: BatchApi = BatchApi.NATIVE,
     before_commit: Callable[[Batch], None] | None = None,
     **openai_fields: Any,
 ) -> Batch:

@@ -19,6 +19,7 @@ from aigc.budget import check_budget
 from aigc.catalog import Catalog
 from aigc.errors import InvalidRequest
 from aigc.settings import Settings
+from aigc.vocab import DEFAULT_JOB_PRIORITY, Priority
 from api.errors import invalid_request
 from api.schemas import BatchJobCreate, JobCreate
 from db.batches import NewJob
@@ -29,7 +30,7 @@ class ValidJob(NewJob):
     """A request that passed every check, with the model resolved and defaults applied: a
     job ready to store. (In a batch, the batch's priority applies.)"""
 
-    priority: str = "normal"
+    priority: Priority = DEFAULT_JOB_PRIORITY
 
 
 def validate_job(body: JobCreate, catalog: Catalog, settings: Settings) -> ValidJob:

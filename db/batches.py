@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from aigc.ids import uuid7
-from aigc.vocab import ACTIVE_JOB_STATUSES, JobStatus
+from aigc.vocab import ACTIVE_JOB_STATUSES, BatchStatus, JobStatus
 from db.session import affected_rows
 from db.tables import Batch, Job
 
@@ -47,7 +47,12 @@ class BatchCounts:
 
     @property
     def active(self) -> int:
-        return self["queued"] + self["running"]
+        return sum(self[status] for status in ACTIVE_JOB_STATUSES)
+
+    @classmethod
+    def all_queued(cls, total: int) -> BatchCounts:
+        """A batch just stored: every job queued, nothing started."""
+        return cls(total=total, by_status={JobStatus.QUEUED: total})
 
 
 def create_batch(
@@ -127,18 +132,18 @@ def batch_counts(session: Session, batches: Sequence[Batch]) -> dict[uuid.UUID, 
     return counts
 
 
-def batch_status(batch: Batch, counts: BatchCounts) -> str:
-    """queued, running, completed, failed, canceling or canceled, from the jobs' states."""
+def batch_status(batch: Batch, counts: BatchCounts) -> BatchStatus:
+    """The batch's status, derived from its jobs' states."""
     if batch.cancel_requested_at is not None:
-        return "canceling" if counts.active else "canceled"
-    if counts["queued"] == counts.total and counts.total:
-        return "queued"
+        return BatchStatus.CANCELING if counts.active else BatchStatus.CANCELED
+    if counts[JobStatus.QUEUED] == counts.total and counts.total:
+        return BatchStatus.QUEUED
     if counts.active:
-        return "running"
+        return BatchStatus.RUNNING
     # Failed only when nothing could run: no job succeeded and some failed.
-    if counts["succeeded"] == 0 and counts["failed"] > 0:
-        return "failed"
-    return "completed"
+    if counts[JobStatus.SUCCEEDED] == 0 and counts[JobStatus.FAILED] > 0:
+        return BatchStatus.FAILED
+    return BatchStatus.COMPLETED
 
 
 def cancel_batch(session: Session, batch_id: uuid.UUID) -> int:
@@ -154,7 +159,7 @@ def cancel_batch(session: Session, batch_id: uuid.UUID) -> int:
     result = session.execute(
         update(Job)
         .where(Job.batch_id == batch_id, Job.status.in_(ACTIVE_JOB_STATUSES))
-        .values(status="canceled", finished_at=func.now())
+        .values(status=JobStatus.CANCELED, finished_at=func.now())
     )
     return affected_rows(result)
 

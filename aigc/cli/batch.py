@@ -31,7 +31,7 @@ from rich.text import Text
 from aigc.cli.common import EXTENSIONS
 from aigc.jsonl import BadLine, decode_line, iter_lines
 from aigc.settings import get_settings
-from aigc.vocab import FINAL_BATCH_STATUSES, Priority
+from aigc.vocab import FINAL_BATCH_STATUSES, FINAL_JOB_STATUSES, BatchStatus, JobStatus, Priority
 
 batch_app = typer.Typer(
     help="Batches of jobs from a JSONL file: submit, follow, cancel, download the results.",
@@ -198,7 +198,8 @@ def submit(
             return
         batch = _follow(client, batch)
     _print_counts(batch)
-    if batch["status"] != "completed" or batch["counts"]["total"] != batch["counts"]["succeeded"]:
+    counts = batch["counts"]
+    if batch["status"] != BatchStatus.COMPLETED or counts["total"] != counts[JobStatus.SUCCEEDED]:
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -242,9 +243,9 @@ def _follow(client: httpx.Client, batch: dict[str, Any]) -> dict[str, Any]:
         bar = progress.add_task(batch["status"], total=batch["counts"]["total"], failed=0)
         while True:
             counts = batch["counts"]
-            done = counts["succeeded"] + counts["failed"] + counts["canceled"]
+            done = sum(counts[status] for status in FINAL_JOB_STATUSES)
             progress.update(
-                bar, completed=done, description=batch["status"], failed=counts["failed"]
+                bar, completed=done, description=batch["status"], failed=counts[JobStatus.FAILED]
             )
             if batch["status"] in FINAL_BATCH_STATUSES:
                 return batch
@@ -254,10 +255,8 @@ def _follow(client: httpx.Client, batch: dict[str, Any]) -> dict[str, Any]:
 
 def _print_counts(batch: dict[str, Any]) -> None:
     counts = batch["counts"]
-    summary = ", ".join(
-        f"{counts[s]} {s}" for s in ("succeeded", "failed", "canceled") if counts[s]
-    )
-    style = "green" if counts["succeeded"] == counts["total"] else "red"
+    summary = ", ".join(f"{counts[s]} {s}" for s in FINAL_JOB_STATUSES if counts[s])
+    style = "green" if counts[JobStatus.SUCCEEDED] == counts["total"] else "red"
     err_console.print(f"[{style}]batch {batch['id']} {batch['status']}: {summary or 'no jobs run'}")
 
 
@@ -323,7 +322,7 @@ def results(
             for line, artifact in artifacts:
                 _save_artifact(client, out / artifact_filename(line, artifact), artifact)
                 progress.advance(bar)
-    failed = sum(line["status"] != "succeeded" for line in lines)
+    failed = sum(line["status"] != JobStatus.SUCCEEDED for line in lines)
     console.print(f"{len(lines)} results in {results_path}, {len(artifacts)} artifacts in {out}")
     if failed:
         err_console.print(f"[red]{failed} job(s) did not succeed; see {results_path}")

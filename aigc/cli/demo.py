@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from aigc.cli.common import EXTENSIONS, TINY_NOTICE
 from aigc.settings import Settings
-from aigc.vocab import FINAL_JOB_STATUSES
+from aigc.vocab import FINAL_JOB_STATUSES, JobStatus
 
 DEMO_JOBS: list[dict[str, Any]] = [
     {
@@ -120,7 +120,7 @@ def _submit_and_follow(
     out_dir.mkdir(parents=True, exist_ok=True)
     failed = 0
     for job in jobs.values():
-        if job["status"] != "succeeded":
+        if job["status"] != JobStatus.SUCCEEDED:
             failed += 1
             error = job["error"] or {"code": job["status"], "message": ""}
             reason = f"{error['code']}: {error['message']}"

@@ -27,6 +27,13 @@ from aigc.errors import ErrorCode, InvalidRequest
 from aigc.jsonl import decode_lines
 from aigc.settings import Settings
 from aigc.storage import ArtifactStore
+from aigc.vocab import (
+    DEFAULT_BATCH_PRIORITY,
+    FINAL_BATCH_STATUSES,
+    BatchApi,
+    BatchStatus,
+    JobStatus,
+)
 from api.batching import accept_batch
 from api.errors import invalid_request
 from api.openai.requests import (
@@ -44,7 +51,7 @@ from db import batches as batch_queries
 from db import files as file_queries
 from db.tables import Batch, Job
 
-PRIORITY = "low"  # the Batch API is for bulk work: interactive jobs go first, as for batches
+PRIORITY = DEFAULT_BATCH_PRIORITY  # bulk work: interactive jobs go first, as for batches
 COMPLETION_WINDOW = timedelta(hours=24)
 SPOOL_BYTES = 8 * 1024 * 1024
 RESULTS_PAGE = 500  # jobs read per query while writing the result files
@@ -53,15 +60,15 @@ MAX_METADATA_PAIRS, MAX_METADATA_KEY_CHARS, MAX_METADATA_VALUE_CHARS = 16, 64, 5
 
 # Native status → OpenAI's. Requests are validated before the batch is stored, so an
 # accepted batch is `in_progress` at once (OpenAI's `validating` is never seen).
-STATUSES = {
-    "queued": "in_progress",
-    "running": "in_progress",
-    "completed": "completed",
-    "failed": "failed",
-    "canceling": "cancelling",
-    "canceled": "cancelled",
+STATUSES: dict[BatchStatus, str] = {
+    BatchStatus.QUEUED: "in_progress",
+    BatchStatus.RUNNING: "in_progress",
+    BatchStatus.COMPLETED: "completed",
+    BatchStatus.FAILED: "failed",
+    BatchStatus.CANCELING: "cancelling",
+    BatchStatus.CANCELED: "cancelled",
 }
-OPENAI_FINAL_STATUSES = ("completed", "failed", "cancelled")
+OPENAI_FINAL_STATUSES = tuple(STATUSES[status] for status in FINAL_BATCH_STATUSES)
 
 
 class OpenAIBatchCreate(BaseModel):
@@ -130,13 +137,13 @@ def create_openai_batch(
         jobs=jobs,
         priority=PRIORITY,
         metadata=create.metadata or {},
-        api="openai",
+        api=BatchApi.OPENAI,
         endpoint=create.endpoint,
         completion_window=create.completion_window,
         input_file_id=create.input_file_id,
         before_commit=before_commit,
     )
-    counts = batch_queries.BatchCounts(total=batch.total, by_status={"queued": batch.total})
+    counts = batch_queries.BatchCounts.all_queued(batch.total)
     return openai_batch_object(batch, counts)
 
 
@@ -194,9 +201,9 @@ def openai_batch_object(batch: Batch, counts: batch_queries.BatchCounts) -> dict
         "cancelled_at": done_at if status == "cancelled" else None,
         "request_counts": {
             "total": counts.total,
-            "completed": counts["succeeded"],
+            "completed": counts[JobStatus.SUCCEEDED],
             # Cancelled requests are in the error file, so they count as failed.
-            "failed": counts["failed"] + counts["canceled"],
+            "failed": counts[JobStatus.FAILED] + counts[JobStatus.CANCELED],
         },
         "metadata": batch.meta,
     }
@@ -204,9 +211,10 @@ def openai_batch_object(batch: Batch, counts: batch_queries.BatchCounts) -> dict
 
 def openai_status(batch: Batch, counts: batch_queries.BatchCounts) -> str:
     native = batch_queries.batch_status(batch, counts)
-    if native == "canceled" and counts["canceled"] == 0:
+    if native == BatchStatus.CANCELED and counts[JobStatus.CANCELED] == 0:
         # The cancel came after every request had finished: nothing was cancelled.
-        native = "failed" if counts["succeeded"] == 0 and counts["failed"] else "completed"
+        nothing_succeeded = counts[JobStatus.SUCCEEDED] == 0 and counts[JobStatus.FAILED]
+        native = BatchStatus.FAILED if nothing_succeeded else BatchStatus.COMPLETED
     return STATUSES[native]
 
 
@@ -292,10 +300,10 @@ class _Renderer:
     def line(self, job: Job) -> tuple[dict[str, Any], bool]:
         """The job's result line, and whether it goes to the output file (else errors)."""
         line: dict[str, Any] = {"id": f"batch_req_{job.id.hex}", "custom_id": job.custom_id}
-        if job.status == "succeeded":
+        if job.status == JobStatus.SUCCEEDED:
             response = {"status_code": 200, "request_id": str(job.id), "body": self.body(job)}
             return {**line, "response": response, "error": None}, True
-        if job.status == "failed":
+        if job.status == JobStatus.FAILED:
             return {**line, **_failure(job)}, False
         error = {"code": "batch_cancelled", "message": "the batch was cancelled before it ran"}
         return {**line, "response": None, "error": error}, False

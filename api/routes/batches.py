@@ -212,7 +212,7 @@ async def create_batch(
     def remember_response(batch: Batch) -> None:
         if idempotent is None:
             return
-        counts = batch_queries.BatchCounts(total=batch.total, by_status={"queued": batch.total})
+        counts = batch_queries.BatchCounts.all_queued(batch.total)
         remember(
             session,
             idempotent,
@@ -308,7 +308,7 @@ def submit_native_batch(
         session, celery, settings, jobs=jobs, priority=priority, metadata=metadata,
         before_commit=before_commit,
     )  # fmt: skip
-    counts = batch_queries.BatchCounts(total=batch.total, by_status={"queued": batch.total})
+    counts = batch_queries.BatchCounts.all_queued(batch.total)
     return batch_public(batch, counts).model_dump(mode="json")
 
 
@@ -370,7 +370,7 @@ def retry_batch(
     batch = batch_queries.get_batch(session, batch_id)
     if batch is None:
         raise NotFound("batch", batch_id)
-    statuses = ("failed", "canceled") if include_canceled else ("failed",)
+    statuses = (JobStatus.FAILED, JobStatus.CANCELED) if include_canceled else (JobStatus.FAILED,)
     if include_canceled:
         batch.cancel_requested_at = None  # the batch is live again
     # OpenAI's result files and the stored results describe the batch as it was: they are

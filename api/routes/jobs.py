@@ -139,7 +139,9 @@ def retry_job(
     store: StoreDep,
 ) -> JobPublic:
     """Re-queue a failed or canceled job; any other status answers 409."""
-    requeued = job_queries.requeue_jobs(session, statuses=("failed", "canceled"), job_id=job_id)
+    requeued = job_queries.requeue_jobs(
+        session, statuses=(JobStatus.FAILED, JobStatus.CANCELED), job_id=job_id
+    )
     # The batch's stored results no longer describe it: they are written anew at its end.
     batch_ids = {job.batch_id for job in requeued if job.batch_id is not None}
     stale_results = [batch_queries.clear_batch_results(session, batch_id=b) for b in batch_ids]
