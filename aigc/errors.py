@@ -26,6 +26,9 @@ class ErrorCode(StrEnum):
     PAYLOAD_TOO_LARGE = "payload_too_large"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     DATABASE_UNAVAILABLE = "database_unavailable"
+    UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    RATE_LIMITED = "rate_limited"
     # A job that ran and failed.
     INVALID_INPUT = "invalid_input"
     MODEL_LOAD_FAILED = "model_load_failed"
@@ -109,6 +112,22 @@ class Conflict(AigcError):
 
 class Gone(AigcError):
     code = ErrorCode.GONE
+
+
+class Unauthorized(AigcError):
+    """No valid API key. The message never says whether a key exists."""
+
+    code = ErrorCode.UNAUTHORIZED
+
+    def __init__(self) -> None:
+        super().__init__("a valid API key is required: send it as `Authorization: Bearer <key>`")
+
+
+class Forbidden(AigcError):
+    """Authenticated, or signed, but not allowed (an expired or altered signed URL, a member
+    key on an admin route)."""
+
+    code = ErrorCode.FORBIDDEN
 
 
 class JobTimeout(AigcError):

@@ -22,6 +22,7 @@ __all__ = [
     "KINDS",
     "Kind",
     "Priority",
+    "Role",
 ]
 
 
@@ -73,6 +74,14 @@ class Priority(StrEnum):
 # before the batch's remaining jobs.
 DEFAULT_JOB_PRIORITY = Priority.NORMAL
 DEFAULT_BATCH_PRIORITY = Priority.LOW
+
+
+class Role(StrEnum):
+    """What an API key may do: `admin` sees and manages every team; `member` works inside
+    its own team."""
+
+    ADMIN = "admin"
+    MEMBER = "member"
 
 
 class BatchApi(StrEnum):

@@ -13,6 +13,7 @@ from aigc.errors import ErrorCode, InvalidBatch, InvalidRequest
 from aigc.jsonl import LineErrors
 from aigc.settings import Settings
 from aigc.vocab import BatchApi
+from api.auth import Caller
 from api.validation import ValidJob
 from db.batches import create_batch
 from db.tables import Batch
@@ -73,6 +74,7 @@ def accept_batch(
     jobs: list[ValidJob],
     priority: str,
     metadata: dict[str, Any],
+    caller: Caller,
     api: BatchApi = BatchApi.NATIVE,
     before_commit: Callable[[Batch], None] | None = None,
     **openai_fields: Any,
@@ -86,6 +88,8 @@ def accept_batch(
         jobs=jobs,
         priority=priority,
         metadata=metadata,
+        team_id=caller.team_id,
+        key_prefix=caller.key_prefix,
         api=api,
         **openai_fields,
     )

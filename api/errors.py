@@ -16,10 +16,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from aigc.errors import (
     AigcError,
     Conflict,
+    Forbidden,
     Gone,
     InvalidBatch,
     InvalidRequest,
     NotFound,
+    Unauthorized,
 )
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,8 @@ HTTP_STATUS_BY_ERROR: dict[type[AigcError], int] = {
     NotFound: 404,
     Conflict: 409,
     Gone: 410,
+    Unauthorized: 401,
+    Forbidden: 403,
 }
 
 

@@ -8,6 +8,7 @@ key, rolls back its own work and replays the winner's response.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -32,6 +33,7 @@ IdempotencyKeyHeader = Annotated[
 
 @dataclass(frozen=True)
 class IdempotentRequest:
+    team_id: uuid.UUID  # keys are the team's own
     key: str
     route: str
     fingerprint: str
@@ -49,7 +51,7 @@ def replay_if_seen(session: Session, request: IdempotentRequest, ttl_s: int) -> 
     """The stored response for this key, None when the key is new (or expired); a 422 when
     the key was used for a different request."""
     stored = idempotency_queries.find_response(
-        session, key=request.key, route=request.route, ttl_s=ttl_s
+        session, team_id=request.team_id, key=request.key, route=request.route, ttl_s=ttl_s
     )
     if stored is None:
         return None
@@ -72,6 +74,7 @@ def remember(
     """Record the response in the caller's transaction (before its commit)."""
     idempotency_queries.store_response(
         session,
+        team_id=request.team_id,
         key=request.key,
         route=request.route,
         request_sha256=request.fingerprint,

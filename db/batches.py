@@ -13,13 +13,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from aigc.ids import uuid7
-from aigc.vocab import ACTIVE_JOB_STATUSES, BatchStatus, JobStatus
+from aigc.vocab import ACTIVE_JOB_STATUSES, BatchApi, BatchStatus, JobStatus
 from db.session import affected_rows
 from db.tables import Batch, Job
 
 COPY_COLUMNS = (
     "id", "kind", "model", "prompt", "params", "status", "priority",
-    "attempts", "metadata", "batch_id", "line", "custom_id",
+    "attempts", "metadata", "batch_id", "line", "custom_id", "team_id", "key_prefix",
 )  # fmt: skip
 
 
@@ -61,13 +61,16 @@ def create_batch(
     jobs: Sequence[NewJob],
     priority: str,
     metadata: dict[str, Any],
-    api: str = "native",
+    team_id: uuid.UUID,
+    key_prefix: str | None = None,
+    api: str = BatchApi.NATIVE,
     **openai_fields: Any,
 ) -> tuple[Batch, list[uuid.UUID]]:
     """Insert the batch and all its jobs in the caller's transaction; returns the job ids in
     input order. Jobs go in with one COPY: tens of thousands of rows in well under a second."""
     batch = Batch(
         id=uuid7(),
+        team_id=team_id,
         api=api,
         priority=priority,
         total=len(jobs),
@@ -82,8 +85,9 @@ def create_batch(
         for line, (job_id, job) in enumerate(zip(job_ids, jobs, strict=True)):
             copy.write_row(
                 (
-                    job_id, job.kind, job.model, job.prompt, Jsonb(job.params), "queued",
-                    priority, 0, Jsonb(job.metadata), batch.id, line, job.custom_id,
+                    job_id, job.kind, job.model, job.prompt, Jsonb(job.params), JobStatus.QUEUED,
+                    priority, 0, Jsonb(job.metadata), batch.id, line, job.custom_id, team_id,
+                    key_prefix,
                 )
             )  # fmt: skip
     return batch, job_ids

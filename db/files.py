@@ -37,9 +37,11 @@ def create_file(
     filename: str,
     size_bytes: int,
     storage_key: str,
+    team_id: uuid.UUID,
 ) -> File:
     file = File(
         id=file_id,
+        team_id=team_id,
         purpose=purpose,
         filename=filename,
         size_bytes=size_bytes,

@@ -3,6 +3,7 @@ its retries for the key's lifetime."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,21 +23,24 @@ class StoredResponse:
     headers: dict[str, str]
 
 
-def find_response(session: Session, *, key: str, route: str, ttl_s: float) -> StoredResponse | None:
-    """The live response stored under the key, in one query; an expired one is deleted
-    (and committed) and reads as none."""
+def find_response(
+    session: Session, *, team_id: uuid.UUID, key: str, route: str, ttl_s: float
+) -> StoredResponse | None:
+    """The live response stored under the team's key, in one query; an expired one is
+    deleted (and committed) and reads as none."""
+    this_key = (
+        IdempotencyKey.team_id == team_id,
+        IdempotencyKey.key == key,
+        IdempotencyKey.route == route,
+    )
     found = session.execute(
-        select(IdempotencyKey, IdempotencyKey.created_at < seconds_ago(ttl_s)).where(
-            IdempotencyKey.key == key, IdempotencyKey.route == route
-        )
+        select(IdempotencyKey, IdempotencyKey.created_at < seconds_ago(ttl_s)).where(*this_key)
     ).first()
     if found is None:
         return None
     row, expired = found
     if expired:
-        session.execute(
-            delete(IdempotencyKey).where(IdempotencyKey.key == key, IdempotencyKey.route == route)
-        )
+        session.execute(delete(IdempotencyKey).where(*this_key))
         session.commit()
         return None
     return StoredResponse(row.request_sha256, row.status_code, row.response, row.headers)
@@ -45,6 +49,7 @@ def find_response(session: Session, *, key: str, route: str, ttl_s: float) -> St
 def store_response(
     session: Session,
     *,
+    team_id: uuid.UUID,
     key: str,
     route: str,
     request_sha256: str,
@@ -56,6 +61,7 @@ def store_response(
     A concurrent twin fails on the primary key at its commit."""
     session.add(
         IdempotencyKey(
+            team_id=team_id,
             key=key,
             route=route,
             request_sha256=request_sha256,

@@ -54,9 +54,13 @@ def create_job(
     prompt: str,
     params: dict[str, Any],
     metadata: dict[str, Any],
+    team_id: uuid.UUID,
+    key_prefix: str | None = None,
     priority: str = DEFAULT_JOB_PRIORITY,
 ) -> Job:
     job = Job(
+        team_id=team_id,
+        key_prefix=key_prefix,
         kind=kind,
         model=model,
         prompt=prompt,
@@ -221,8 +225,10 @@ def succeed_jobs(
     with the one status change to `succeeded`, which happens once per job: a job never ends
     with two sets or half a set.
     """
-    recorded = set(
-        session.scalars(
+    # The artifacts belong to the job's team and name the key that submitted it.
+    recorded = {
+        job_id: (team_id, key_prefix)
+        for job_id, team_id, key_prefix in session.execute(
             update(Job)
             .where(_this_run(runs, worker))
             .values(
@@ -231,13 +237,15 @@ def succeed_jobs(
                 lease_expires_at=None,
                 **_progress_values(progress),
             )
-            .returning(Job.id)
+            .returning(Job.id, Job.team_id, Job.key_prefix)
         )
-    )
+    }
     rows = [
         {
             "id": uuid7(),
             "job_id": job_id,
+            "team_id": team_id,
+            "key_prefix": key_prefix,
             "index": artifact.index,
             "mime_type": artifact.mime_type,
             "size_bytes": artifact.size_bytes,
@@ -245,12 +253,12 @@ def succeed_jobs(
             "storage_key": artifact.storage_key,
             **{fact: artifact.facts.get(fact) for fact in ARTIFACT_FACTS},
         }
-        for job_id in recorded
+        for job_id, (team_id, key_prefix) in recorded.items()
         for artifact in artifacts[job_id]
     ]
     if rows:
         session.execute(insert(Artifact), rows)
-    return recorded
+    return set(recorded)
 
 
 def _progress_values(progress: tuple[int, int] | None) -> dict[str, int]:

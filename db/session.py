@@ -7,6 +7,8 @@ from typing import Any, cast
 from sqlalchemy import Connection, CursorResult, Engine, Result, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
+import db.scope  # noqa: F401  # registers team scoping for every session
+
 POOL_SIZE = 10  # per process: the API's thread pool shares it; a worker needs one or two
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from aigc.ids import uuid7
-from aigc.vocab import KINDS, BatchApi, JobStatus, Priority
+from aigc.vocab import KINDS, BatchApi, JobStatus, Priority, Role
 
 # Stable constraint names so migrations can refer to them.
 NAMING_CONVENTION = {
@@ -44,7 +44,54 @@ def _in(column: str, values: Iterable[str]) -> str:
     return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
 
 
-class Job(Base):
+class Team(Base):
+    """A team sharing the service: its own jobs, batches, files and keys, and its share."""
+
+    __tablename__ = "teams"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid7)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    # Share of the GPUs relative to other teams with work waiting.
+    weight: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # Limits; NULL means the deployment's default (unbounded unless configured).
+    max_queued: Mapped[int | None] = mapped_column(Integer)
+    max_running: Mapped[int | None] = mapped_column(Integer)
+    # Submissions per second (a token bucket with a burst of one second's worth).
+    rate_per_s: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ApiKey(Base):
+    """An API key, stored only as its SHA-256; `prefix` identifies it in lists and logs."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (CheckConstraint(_in("role", Role), name="role"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid7)
+    team_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), index=True
+    )
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(128), default="")
+    role: Mapped[str] = mapped_column(String(8), default=Role.MEMBER)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    team: Mapped[Team] = relationship()
+
+
+class TeamOwned:
+    """Rows that belong to a team. The API's sessions see only the caller's team's rows
+    (db.scope); workers and the dispatcher see all."""
+
+    team_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), index=True
+    )
+
+
+class Job(TeamOwned, Base):
     __tablename__ = "jobs"
     # Server-side defaults (created_at, queued_at) come back with the INSERT's RETURNING:
     # a new job can be answered without reading it again.
@@ -85,6 +132,8 @@ class Job(Base):
     # Position in the batch's input (0-based) and the client's own id for the line.
     line: Mapped[int | None] = mapped_column(Integer)
     custom_id: Mapped[str | None] = mapped_column(String(256))
+    # The key that submitted it (its visible prefix).
+    key_prefix: Mapped[str | None] = mapped_column(String(16))
     # Until when the worker running the job holds it; renewed by the worker's heartbeat.
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # When the job last became queued (created or sent back): the dispatcher leaves young
@@ -102,7 +151,7 @@ class Job(Base):
     )
 
 
-class Batch(Base):
+class Batch(TeamOwned, Base):
     """A group of jobs submitted together. Its counts and most of its status are derived
     from its jobs, so finishing a job never contends on the batch row."""
 
@@ -133,7 +182,7 @@ class Batch(Base):
     results_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
-class File(Base):
+class File(TeamOwned, Base):
     """A file of the OpenAI Files API: an uploaded batch input or a batch's output/errors."""
 
     __tablename__ = "files"
@@ -146,11 +195,15 @@ class File(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
-class IdempotencyKey(Base):
+class IdempotencyKey(TeamOwned, Base):
     """The first response to a request sent with an Idempotency-Key, replayed to retries."""
 
     __tablename__ = "idempotency_keys"
 
+    # Keys are the team's own: two teams may use the same key.
+    team_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
+    )
     key: Mapped[str] = mapped_column(String(256), primary_key=True)
     # The route the key was used on ("POST /v1/jobs"): the same key may serve two routes.
     route: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -163,7 +216,7 @@ class IdempotencyKey(Base):
     )
 
 
-class Artifact(Base):
+class Artifact(TeamOwned, Base):
     __tablename__ = "artifacts"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid7)
@@ -174,6 +227,8 @@ class Artifact(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     storage_key: Mapped[str] = mapped_column(Text, unique=True)
+    # The key that submitted its job.
+    key_prefix: Mapped[str | None] = mapped_column(String(16))
     # Kind-specific facts; the ones that do not apply stay NULL.
     width: Mapped[int | None] = mapped_column(Integer)
     height: Mapped[int | None] = mapped_column(Integer)

@@ -34,6 +34,7 @@ from aigc.vocab import (
     BatchStatus,
     JobStatus,
 )
+from api.auth import Caller
 from api.batching import accept_batch
 from api.errors import invalid_request
 from api.openai.requests import (
@@ -118,6 +119,7 @@ def create_openai_batch(
     settings: Settings,
     catalog: Catalog,
     celery: Celery,
+    caller: Caller,
     before_commit: Callable[[Batch], None] | None = None,
 ) -> dict[str, Any]:
     """Validate the body and every request line of the input file, store the batch and its
@@ -137,6 +139,7 @@ def create_openai_batch(
         jobs=jobs,
         priority=PRIORITY,
         metadata=create.metadata or {},
+        caller=caller,
         api=BatchApi.OPENAI,
         endpoint=create.endpoint,
         completion_window=create.completion_window,
@@ -255,6 +258,7 @@ def write_result_files_once(
                 purpose="batch_output",
                 filename=f"batch_{batch.id}_output.jsonl",
                 data=output,  # type: ignore[arg-type]
+                team_id=batch.team_id,
             )
             if errors.tell():
                 error_id = file_queries.new_file_id()
@@ -265,6 +269,7 @@ def write_result_files_once(
                     purpose="batch_output",
                     filename=f"batch_{batch.id}_error.jsonl",
                     data=errors,  # type: ignore[arg-type]
+                    team_id=batch.team_id,
                 )
                 file_queries.set_batch_error_file(session, batch.id, error_id)
         session.commit()

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from aigc.errors import Gone, NotFound
+from api.auth import authenticate
 from api.deps import SessionDep, StoreDep
 from api.downloads import stored_response
 from api.schemas import BINARY
 from db import jobs as job_queries
 
-router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"])
+router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"], dependencies=[Depends(authenticate)])
 
 
 @router.get(

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Annotated, Any
 
 from celery import Celery
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
@@ -36,6 +36,7 @@ from aigc.vocab import (
     Kind,
     Priority,
 )
+from api.auth import Caller, CallerDep, authenticate
 from api.batching import accept_batch, validate_lines
 from api.deps import CatalogDep, CeleryDep, SessionDep, SettingsDep, StoreDep
 from api.downloads import NOSNIFF, stored_response
@@ -62,7 +63,7 @@ from db import jobs as job_queries
 from db.tables import Batch, Job
 from workers.dispatch import JobRef, chunk_jobs, publish_chunks
 
-router = APIRouter(prefix="/v1/batches", tags=["batches"])
+router = APIRouter(prefix="/v1/batches", tags=["batches"], dependencies=[Depends(authenticate)])
 
 JSONL_TYPES = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines", "text/jsonl")
 MAX_PAGE_SIZE = 1000
@@ -184,6 +185,7 @@ async def create_batch(
     settings: SettingsDep,
     catalog: CatalogDep,
     celery: CeleryDep,
+    caller: CallerDep,
     priority: Annotated[
         Priority, Query(description="For a JSONL upload.")
     ] = DEFAULT_BATCH_PRIORITY,
@@ -197,7 +199,10 @@ async def create_batch(
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     idempotent = (
         IdempotentRequest(
-            idempotency_key, "POST /v1/batches", fingerprint(body, content_type, priority)
+            caller.team_id,
+            idempotency_key,
+            "POST /v1/batches",
+            fingerprint(body, content_type, priority),
         )
         if idempotency_key
         else None
@@ -224,7 +229,7 @@ async def create_batch(
     try:
         created = await run_in_threadpool(
             _create, request, body, content_type, priority, session, settings, catalog, celery,
-            remember_response,
+            caller, remember_response,
         )  # fmt: skip
     except IntegrityError:
         # A concurrent request with the same key won: answer what it answered.
@@ -250,6 +255,7 @@ def _create(
     settings: Settings,
     catalog: Catalog,
     celery: Celery,
+    caller: Caller,
     before_commit: Callable[[Batch], None],
 ) -> dict[str, Any]:
     """Hand the body to the API it speaks: a JSONL upload or a JSON `{"jobs"}` body is a
@@ -258,14 +264,14 @@ def _create(
         lines = decode_lines(body, max_line_bytes=settings.max_jsonl_line_bytes)
         return submit_native_batch(
             request, session, settings, catalog, celery, lines, require_custom_id=True,
-            priority=priority, metadata={}, before_commit=before_commit,
+            priority=priority, metadata={}, caller=caller, before_commit=before_commit,
         )  # fmt: skip
     payload = strict_json.loads(body)
     if is_openai_batch_request(payload):
         from api.openai.batches import create_openai_batch
 
         return create_openai_batch(
-            request, payload, session, settings, catalog, celery, before_commit
+            request, payload, session, settings, catalog, celery, caller, before_commit
         )
     try:
         create = BatchCreate.model_validate(payload)
@@ -274,7 +280,7 @@ def _create(
     return submit_native_batch(
         request, session, settings, catalog, celery, list(enumerate(create.jobs, start=1)),
         require_custom_id=False, priority=create.priority, metadata=create.metadata or {},
-        before_commit=before_commit,
+        caller=caller, before_commit=before_commit,
     )  # fmt: skip
 
 
@@ -294,6 +300,7 @@ def submit_native_batch(
     require_custom_id: bool,
     priority: Priority,
     metadata: dict[str, Any],
+    caller: Caller,
     before_commit: Callable[[Batch], None],
 ) -> dict[str, Any]:
     """Validate every (line number, job) of a native batch, store and publish it; returns
@@ -306,7 +313,7 @@ def submit_native_batch(
     )
     batch = accept_batch(
         session, celery, settings, jobs=jobs, priority=priority, metadata=metadata,
-        before_commit=before_commit,
+        caller=caller, before_commit=before_commit,
     )  # fmt: skip
     counts = batch_queries.BatchCounts.all_queued(batch.total)
     return batch_public(batch, counts).model_dump(mode="json")

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import unicodedata
+import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
@@ -16,13 +17,14 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from aigc.errors import Conflict, Gone, InvalidRequest, NotFound
 from aigc.storage import ArtifactStore, Content
+from api.auth import CallerDep, authenticate
 from api.deps import SessionDep, SettingsDep, StoreDep
 from api.downloads import stored_response
 from api.schemas import BINARY
 from db import files as file_queries
 from db.tables import File
 
-router = APIRouter(prefix="/v1/files", tags=["files"])
+router = APIRouter(prefix="/v1/files", tags=["files"], dependencies=[Depends(authenticate)])
 
 UPLOAD_PURPOSES = ("batch",)
 # What common filesystems allow in one name; files.filename holds 256 characters.
@@ -95,6 +97,7 @@ def save_file(
     purpose: str,
     filename: str,
     data: Content,
+    team_id: uuid.UUID,
 ) -> File:
     """The bytes (or a file's contents) into the store, then the row in the caller's
     transaction: a failed insert leaves only unreferenced bytes behind, never a row without
@@ -113,6 +116,7 @@ def save_file(
         filename=filename,
         size_bytes=size,
         storage_key=key,
+        team_id=team_id,
     )
 
 
@@ -181,7 +185,13 @@ def _check_fields(form: FormData) -> None:
 
 
 def _create_file(
-    session: Session, store: ArtifactStore, *, purpose: str, filename: str, data: Content
+    session: Session,
+    store: ArtifactStore,
+    *,
+    purpose: str,
+    filename: str,
+    data: Content,
+    team_id: uuid.UUID,
 ) -> FileObject:
     file = save_file(
         session,
@@ -190,6 +200,7 @@ def _create_file(
         purpose=purpose,
         filename=filename,
         data=data,
+        team_id=team_id,
     )
     session.commit()
     return file_object(file)
@@ -202,7 +213,11 @@ def _create_file(
     responses={413: {"description": "The file is larger than the batch size limit"}},
 )
 async def upload_file(
-    request: Request, session: SessionDep, settings: SettingsDep, store: StoreDep
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    store: StoreDep,
+    caller: CallerDep,
 ) -> FileObject:
     """Upload a file (multipart: `file`, `purpose=batch`), up to the batch size limit."""
     form = await _read_form(request)
@@ -212,7 +227,13 @@ async def upload_file(
         upload, filename = _upload(form)
         # The upload is spooled to disk when large; it is copied into the store from there.
         return await run_in_threadpool(
-            _create_file, session, store, purpose=purpose, filename=filename, data=upload.file
+            _create_file,
+            session,
+            store,
+            purpose=purpose,
+            filename=filename,
+            data=upload.file,
+            team_id=caller.team_id,
         )
     finally:
         await form.close()

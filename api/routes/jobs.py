@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
 from aigc.errors import Conflict, NotFound
 from aigc.vocab import JobStatus, Kind
+from api.auth import CallerDep, authenticate
 from api.deps import CatalogDep, CeleryDep, SessionDep, SettingsDep, StoreDep
 from api.idempotency import (
     IdempotencyKeyHeader,
@@ -26,7 +27,12 @@ from db import batches as batch_queries
 from db import jobs as job_queries
 from workers.dispatch import JobRef, publish_job
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=StrictJsonRoute)
+router = APIRouter(
+    prefix="/v1/jobs",
+    tags=["jobs"],
+    route_class=StrictJsonRoute,
+    dependencies=[Depends(authenticate)],
+)
 
 MAX_PAGE_SIZE = 100
 
@@ -40,11 +46,14 @@ def submit_job(
     settings: SettingsDep,
     catalog: CatalogDep,
     celery: CeleryDep,
+    caller: CallerDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JobPublic | JSONResponse:
     """Submit a generation job; it is stored as `queued` before this answers."""
     idempotent = (
-        IdempotentRequest(idempotency_key, "POST /v1/jobs", fingerprint(body.model_dump_json()))
+        IdempotentRequest(
+            caller.team_id, idempotency_key, "POST /v1/jobs", fingerprint(body.model_dump_json())
+        )
         if idempotency_key
         else None
     )
@@ -58,6 +67,8 @@ def submit_job(
         prompt=valid.prompt,
         params=valid.params,
         metadata=valid.metadata,
+        team_id=caller.team_id,
+        key_prefix=caller.key_prefix,
         priority=valid.priority,
     )
     public = job_public(request, settings, job)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
+from api.auth import authenticate
 from api.deps import CatalogDep
 from api.schemas import ModelList, ModelPublic
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(prefix="/v1/models", tags=["models"], dependencies=[Depends(authenticate)])
 
 
 @router.get("", response_model=ModelList)

@@ -1,0 +1,63 @@
+"""Who is calling: every route but health needs `Authorization: Bearer <key>`. A valid key
+scopes the request's database session to its team (db.scope), so another team's rows are
+not there; an admin key's session sees every team."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from aigc.apikeys import looks_like_key
+from aigc.errors import Forbidden, Unauthorized
+from aigc.vocab import Role
+from api.deps import get_session
+from db import teams as team_queries
+from db.scope import scope_to_team
+
+# Documents the scheme in OpenAPI; the check below answers every failure the same way.
+bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`.")
+
+
+@dataclass(frozen=True)
+class Caller:
+    team_id: uuid.UUID
+    team_name: str
+    key_prefix: str
+    role: Role
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+
+def authenticate(
+    session: Annotated[Session, Depends(get_session)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Caller:
+    """The caller's key, checked; 401 for a missing, malformed, unknown or revoked one,
+    all alike."""
+    key = credentials.credentials.strip() if credentials else ""
+    if not looks_like_key(key):
+        raise Unauthorized()
+    owner = team_queries.key_owner(session, key)
+    if owner is None:
+        raise Unauthorized()
+    caller = Caller(owner.team_id, owner.team_name, owner.key_prefix, owner.role)
+    if not caller.is_admin:
+        scope_to_team(session, caller.team_id)
+    return caller
+
+
+def require_admin(caller: Annotated[Caller, Depends(authenticate)]) -> Caller:
+    if not caller.is_admin:
+        raise Forbidden("this route needs an admin key")
+    return caller
+
+
+CallerDep = Annotated[Caller, Depends(authenticate)]
+AdminDep = Annotated[Caller, Depends(require_admin)]

@@ -1,0 +1,109 @@
+"""Queries on teams and API keys."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from aigc.apikeys import NewKey, key_sha256, new_key
+from aigc.vocab import Role
+from db.intervals import seconds_ago
+from db.session import affected_rows
+from db.tables import ApiKey, Team
+
+DEFAULT_TEAM = "default"
+# last_used_at is written at most this often per key: an authenticated request costs no
+# write in the common case.
+LAST_USED_RESOLUTION_S = 60
+
+
+@dataclass(frozen=True)
+class KeyOwner:
+    """Who a valid key speaks for."""
+
+    team_id: uuid.UUID
+    team_name: str
+    key_prefix: str
+    role: Role
+
+
+def create_team(session: Session, *, name: str, **limits: Any) -> Team:
+    team = Team(name=name, **limits)
+    session.add(team)
+    session.flush()
+    return team
+
+
+def get_team(session: Session, name: str) -> Team | None:
+    return session.scalar(select(Team).where(Team.name == name))
+
+
+def list_teams(session: Session) -> Sequence[Team]:
+    return session.scalars(select(Team).order_by(Team.name)).all()
+
+
+def update_team(session: Session, team: Team, **changes: Any) -> Team:
+    for field, value in changes.items():
+        setattr(team, field, value)
+    session.flush()
+    return team
+
+
+def create_key(
+    session: Session, *, team: Team, role: Role = Role.MEMBER, name: str = ""
+) -> tuple[ApiKey, NewKey]:
+    """A new key for the team; the secret is in the NewKey alone, never stored."""
+    new = new_key()
+    row = ApiKey(team_id=team.id, prefix=new.prefix, sha256=new.sha256, role=role, name=name)
+    session.add(row)
+    session.flush()
+    return row, new
+
+
+def list_keys(session: Session, *, team: Team | None = None) -> Sequence[ApiKey]:
+    query = select(ApiKey).order_by(ApiKey.created_at)
+    if team is not None:
+        query = query.where(ApiKey.team_id == team.id)
+    return session.scalars(query).all()
+
+
+def revoke_key(session: Session, prefix: str) -> bool:
+    """Revoke the key with this prefix; False when there is none or it was revoked."""
+    result = session.execute(
+        update(ApiKey)
+        .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+    )
+    return affected_rows(result) == 1
+
+
+def key_owner(session: Session, key: str) -> KeyOwner | None:
+    """The team and role of a live key, None for an unknown or revoked one. Marks the key
+    used (at most once a minute)."""
+    found = session.execute(
+        select(ApiKey.id, ApiKey.team_id, Team.name, ApiKey.prefix, ApiKey.role)
+        .join(Team, Team.id == ApiKey.team_id)
+        .where(ApiKey.sha256 == key_sha256(key), ApiKey.revoked_at.is_(None))
+    ).first()
+    if found is None:
+        return None
+    key_id, team_id, team_name, prefix, role = found
+    touched = session.execute(
+        update(ApiKey)
+        .where(
+            ApiKey.id == key_id,
+            or_(
+                ApiKey.last_used_at.is_(None),
+                ApiKey.last_used_at < seconds_ago(LAST_USED_RESOLUTION_S),
+            ),
+        )
+        .values(last_used_at=func.now())
+    )
+    if affected_rows(touched):
+        session.commit()
+    return KeyOwner(team_id=team_id, team_name=team_name, key_prefix=prefix, role=Role(role))
