@@ -7,15 +7,20 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from aigc import servers
 from aigc.servers import EmbeddedPostgres, EmbeddedValkey, port_open
 from aigc.settings import Settings
+from aigc.vocab import Role
+from db import teams as team_queries
 from db.migrate import upgrade
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -71,6 +76,52 @@ def db_engine(database_url: str) -> Iterator[sa.Engine]:
     engine = sa.create_engine(database_url)
     yield engine
     engine.dispose()
+
+
+@dataclass(frozen=True)
+class TeamKey:
+    """A team made for the test session and one of its API keys."""
+
+    team_id: uuid.UUID
+    name: str
+    key: str
+    prefix: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return auth_headers(self.key)
+
+
+def auth_headers(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def make_team_key(engine: sa.Engine, team: str, role: Role = Role.MEMBER, **limits: Any) -> TeamKey:
+    """A key (and its team, made if new) straight in the database, as `aigc keys create`."""
+    with Session(engine) as session, session.begin():
+        row = team_queries.get_team(session, team) or team_queries.create_team(
+            session, name=team, **limits
+        )
+        key, new = team_queries.create_key(session, team=row, role=role, name="tests")
+        return TeamKey(team_id=row.id, name=team, key=new.key, prefix=key.prefix)
+
+
+@pytest.fixture(scope="session")
+def team(db_engine: sa.Engine) -> TeamKey:
+    """The team most tests work as, with a member key. Teams outlive each test's clean
+    state, so a session-wide API process keeps its key."""
+    return make_team_key(db_engine, "alpha")
+
+
+@pytest.fixture(scope="session")
+def other_team(db_engine: sa.Engine) -> TeamKey:
+    """A second team, for isolation tests."""
+    return make_team_key(db_engine, "bravo")
+
+
+@pytest.fixture(scope="session")
+def admin(db_engine: sa.Engine) -> TeamKey:
+    return make_team_key(db_engine, "operators", Role.ADMIN)
 
 
 @pytest.fixture(scope="session")

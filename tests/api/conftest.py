@@ -7,10 +7,11 @@ from fastapi.testclient import TestClient
 
 from aigc.settings import Settings
 from api.main import create_app
+from tests.conftest import TeamKey
 
 
 @pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    """The API in-process over ASGI, on the real PostgreSQL and Redis."""
-    with TestClient(create_app(settings)) as test_client:
+def client(settings: Settings, team: TeamKey) -> Iterator[TestClient]:
+    """The API in-process over ASGI, on the real PostgreSQL and Redis, calling as `team`."""
+    with TestClient(create_app(settings), headers=team.headers) as test_client:
         yield test_client

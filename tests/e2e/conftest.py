@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from aigc.cli.stack import spawn, stop_process, wait_for_http
+from tests.conftest import TeamKey
 from tests.live import submit, wait_for_job
 
 WORKER_READY_TIMEOUT_S = 180.0  # cold imports and three model loads on a 2-core machine
@@ -46,14 +47,16 @@ def live_env(
 
 
 @pytest.fixture(scope="session")
-def live_stack(live_env: dict[str, str], free_port: Callable[[], int]) -> Iterator[LiveStack]:
+def live_stack(
+    live_env: dict[str, str], free_port: Callable[[], int], team: TeamKey
+) -> Iterator[LiveStack]:
     port = free_port()
     api = spawn("api", ["api", "--host", "127.0.0.1", "--port", str(port)], live_env)
     worker = spawn("worker", ["worker", "--queues", "text,image,audio"], live_env)
     api_url = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"{api_url}/healthz", 60, api)
-        with httpx.Client(base_url=api_url, timeout=30) as client:
+        with httpx.Client(base_url=api_url, timeout=30, headers=team.headers) as client:
             # The worker is ready once it has run a job end to end.
             probe = submit(client, kind="text", model="echo", prompt="ready?")
             assert (
