@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # without them (unless told --no-auth) and `aigc up` generates a password where unset.
     flower_basic_auth: SecretStr | None = None
     embedded_redis_port: int = DEFAULT_EMBEDDED_REDIS_PORT
+    # The key `aigc demo` and `aigc batch` send (`Authorization: Bearer`); unset, they read
+    # the admin key `aigc up` wrote to AIGC_VAR_DIR/api-key. A secret: never in reprs or logs.
+    api_key: SecretStr | None = None
 
     max_prompt_chars: int = Field(32_000, ge=1)
     # Any request body but batch and file uploads.

@@ -16,6 +16,7 @@ from aigc.vocab import (
     JobStatus,
     Kind,
     Priority,
+    Role,
 )
 from db.tables import ARTIFACT_FACTS
 
@@ -312,3 +313,100 @@ class ModelList(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] = {}
+
+
+# Teams and keys (admin routes and the operator's CLI validate with the same models) ------
+
+TEAM_NAME_PATTERN = r"^[A-Za-z0-9._-]+$"
+MAX_TEAM_NAME_CHARS = 64  # teams.name is String(64)
+# A share beyond 1000:1 means nothing on any real pool of workers.
+MAX_TEAM_WEIGHT = 1000
+MAX_TEAM_LIMIT = 2**31 - 1  # the columns are 32-bit integers
+MAX_TEAM_RATE_PER_S = 1_000_000.0
+MAX_KEY_NAME_CHARS = 128  # api_keys.name is String(128)
+
+TeamName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_TEAM_NAME_CHARS,
+        pattern=TEAM_NAME_PATTERN,
+        description="Letters, digits, `.`, `_` and `-`.",
+        examples=["marketing"],
+    ),
+]
+
+
+class TeamLimits(BaseModel):
+    """A team's share and limits. As an update, fields left out stay as they are and a
+    limit set to null is lifted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weight: int = Field(
+        1, ge=1, le=MAX_TEAM_WEIGHT, description="Share of the workers against other teams"
+    )
+    max_queued: int | None = Field(
+        None, ge=0, le=MAX_TEAM_LIMIT, description="Most jobs queued at once; null: no limit"
+    )
+    max_running: int | None = Field(
+        None, ge=0, le=MAX_TEAM_LIMIT, description="Most jobs running at once; null: no limit"
+    )
+    rate_per_s: float | None = Field(
+        None,
+        ge=0,
+        le=MAX_TEAM_RATE_PER_S,
+        allow_inf_nan=False,
+        description="Job submissions per second; null: no limit",
+    )
+
+
+class TeamCreate(TeamLimits):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "marketing", "weight": 2, "max_queued": 10_000}]},
+    )
+
+    name: TeamName
+
+
+class TeamPublic(BaseModel):
+    id: uuid.UUID
+    name: str
+    weight: int
+    max_queued: int | None
+    max_running: int | None
+    rate_per_s: float | None
+    created_at: datetime
+
+
+class TeamList(BaseModel):
+    data: list[TeamPublic]
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    team: TeamName
+    role: Role = Field(Role.MEMBER, description="admin: every team; member: its own team")
+    name: str = Field("", max_length=MAX_KEY_NAME_CHARS, description="A label for people")
+
+
+class KeyPublic(BaseModel):
+    """A key as lists show it: its prefix, never the key or its hash."""
+
+    prefix: str = Field(examples=["aigc_1f2e3d4c"])
+    team: str
+    role: Role
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyPublic):
+    key: str = Field(description="The key itself: shown in this answer only, never again")
+
+
+class KeyList(BaseModel):
+    data: list[KeyPublic]

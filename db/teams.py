@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from aigc.apikeys import NewKey, key_sha256, new_key
 from aigc.vocab import Role
@@ -65,8 +65,16 @@ def create_key(
     return row, new
 
 
+def get_key(session: Session, prefix: str) -> ApiKey | None:
+    """The key with this prefix (live or revoked), its team loaded."""
+    return session.scalar(
+        select(ApiKey).options(joinedload(ApiKey.team)).where(ApiKey.prefix == prefix)
+    )
+
+
 def list_keys(session: Session, *, team: Team | None = None) -> Sequence[ApiKey]:
-    query = select(ApiKey).order_by(ApiKey.created_at)
+    """Keys, oldest first, their teams loaded."""
+    query = select(ApiKey).options(joinedload(ApiKey.team)).order_by(ApiKey.created_at)
     if team is not None:
         query = query.where(ApiKey.team_id == team.id)
     return session.scalars(query).all()

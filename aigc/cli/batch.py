@@ -28,7 +28,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from aigc.cli.common import EXTENSIONS
+from aigc.cli.common import EXTENSIONS, MissingApiKey, api_key, auth_headers
 from aigc.jsonl import BadLine, decode_line, iter_lines
 from aigc.settings import get_settings
 from aigc.vocab import FINAL_BATCH_STATUSES, FINAL_JOB_STATUSES, BatchStatus, JobStatus, Priority
@@ -76,11 +76,16 @@ def _api_url(api_url: str | None) -> str:
 
 @contextmanager
 def _api(api_url: str | None, timeout_s: float = 30.0) -> Iterator[httpx.Client]:
-    """A client for the API; connection problems and API errors end the command with one
-    line instead of a traceback."""
+    """A client for the API, sending the key; a missing key, connection problems and API
+    errors end the command with one line instead of a traceback."""
     base_url = _api_url(api_url)
     try:
-        with httpx.Client(base_url=base_url, timeout=timeout_s) as client:
+        headers = auth_headers(api_key(get_settings()))
+    except MissingApiKey as exc:
+        err_console.print(f"[red]{exc}", highlight=False)
+        raise typer.Exit(EXIT_FAILED) from exc
+    try:
+        with httpx.Client(base_url=base_url, timeout=timeout_s, headers=headers) as client:
             yield client
     except httpx.TransportError as exc:
         err_console.print(f"[red]cannot reach the API at {base_url}: {exc or type(exc).__name__}")

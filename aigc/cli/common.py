@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from aigc.settings import Settings
+
 TINY_NOTICE = (
     "Tiny models are built locally with random weights so everything runs offline; "
     "their output is noise-like (garbled text, noise images and audio), not real content. "
@@ -10,3 +14,35 @@ TINY_NOTICE = (
 
 # File extensions for the artifact types the generators produce.
 EXTENSIONS = {"text/plain; charset=utf-8": "txt", "image/png": "png", "audio/wav": "wav"}
+
+API_KEY_FILE = "api-key"  # under AIGC_VAR_DIR, written by `aigc up`
+
+
+class MissingApiKey(Exception):
+    """Neither AIGC_API_KEY nor the key file `aigc up` writes; the message says so."""
+
+
+def api_key_path(settings: Settings) -> Path:
+    return settings.var_dir / API_KEY_FILE
+
+
+def api_key(settings: Settings) -> str:
+    """The key commands call the API with: AIGC_API_KEY, else the file `aigc up` wrote."""
+    if settings.api_key is not None:
+        return settings.api_key.get_secret_value().strip()
+    path = api_key_path(settings)
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        key = ""
+    except OSError as exc:
+        raise MissingApiKey(f"cannot read the API key in {path}: {exc.strerror}") from exc
+    if not key:
+        raise MissingApiKey(
+            f"no API key: set AIGC_API_KEY, or run `aigc up` once, which writes one to {path}"
+        )
+    return key
+
+
+def auth_headers(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}

@@ -11,7 +11,7 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from aigc.cli.common import EXTENSIONS, TINY_NOTICE
+from aigc.cli.common import EXTENSIONS, TINY_NOTICE, MissingApiKey, api_key, auth_headers
 from aigc.settings import Settings
 from aigc.vocab import FINAL_JOB_STATUSES, JobStatus
 
@@ -74,9 +74,16 @@ def run_demo(settings: Settings, console: Console, *, timeout_s: float) -> int:
             console.print(f"starting the stack (API, worker, dispatcher; logs in {log_dir}/)...")
             stack = cleanup.enter_context(run_stack(settings, flower=False, log_dir=log_dir))
             api_url = stack.api_url
+        try:
+            key = api_key(settings)
+        except MissingApiKey as exc:
+            console.print(f"[red]{exc}[/]", highlight=False)
+            return 1
         if settings.profile == "offline":
             console.print(f"[yellow]{TINY_NOTICE}[/]")
-        client = cleanup.enter_context(httpx.Client(base_url=api_url, timeout=30.0))
+        client = cleanup.enter_context(
+            httpx.Client(base_url=api_url, timeout=30.0, headers=auth_headers(key))
+        )
         return _submit_and_follow(client, console, settings.var_dir / "demo", timeout_s)
     return 1  # unreachable: ExitStack does not swallow exceptions
 

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from aigc.cli.batch import batch_app
 from aigc.cli.common import TINY_NOTICE
+from aigc.cli.teams import keys_app, teams_app
 from aigc.settings import get_settings
 
 app = typer.Typer(
@@ -24,6 +25,8 @@ app = typer.Typer(
 models_app = typer.Typer(help="The generators: list them, build the tiny offline ones.")
 app.add_typer(models_app, name="models")
 app.add_typer(batch_app, name="batch")
+app.add_typer(teams_app, name="teams")
+app.add_typer(keys_app, name="keys")
 
 console = Console()
 
@@ -47,6 +50,12 @@ def up(
     try:
         with run_stack(settings, flower=flower) as stack:
             console.print(f"[bold green]aigc-jobs is up[/]: API {stack.api_url} (docs at /docs)")
+            made = "new admin key" if stack.api_key_created else "admin key"
+            console.print(
+                f"API key: {made} of team default in {stack.api_key_file} "
+                "(send it as `Authorization: Bearer <key>`)",
+                highlight=False,
+            )
             if stack.flower_credentials:
                 user, _, password = stack.flower_credentials.partition(":")
                 console.print(

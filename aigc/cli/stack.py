@@ -18,10 +18,13 @@ from pathlib import Path
 
 import httpx
 
+from aigc.cli.common import api_key_path
 from aigc.servers import EmbeddedPostgres, EmbeddedValkey
 from aigc.settings import Settings
-from aigc.vocab import KINDS
+from aigc.vocab import KINDS, Role
+from db import teams as team_queries
 from db.migrate import upgrade
+from db.session import make_engine, make_session_factory
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,7 @@ STOP_GRACE_S = 15.0  # a worker finishing its current job before it is killed
 _PR_SET_PDEATHSIG = 1
 FLOWER_USER = "aigc"
 FLOWER_PASSWORD_BYTES = 18  # 144 random bits, 24 URL-safe characters
+ADMIN_KEY_NAME = "aigc up"  # the label of the key `aigc up` makes on first start
 
 
 @dataclass
@@ -39,6 +43,9 @@ class Stack:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     # `user:password` generated for Flower when AIGC_FLOWER_BASIC_AUTH is unset.
     flower_credentials: str | None = None
+    # Where the admin key of team `default` is, and whether this start made it.
+    api_key_file: Path | None = None
+    api_key_created: bool = False
 
     @property
     def api_url(self) -> str:
@@ -62,6 +69,52 @@ def stack_env(settings: Settings, database_url: str, redis_url: str) -> dict[str
 def generate_flower_credentials() -> str:
     """`aigc:<random password>` for a Flower the operator gave no credentials."""
     return f"{FLOWER_USER}:{secrets.token_urlsafe(FLOWER_PASSWORD_BYTES)}"
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `path` readable by its owner alone from its first byte (created 0600 under a
+    temporary name, then renamed over `path`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def ensure_admin_key(database_url: str, path: Path) -> bool:
+    """On first start (no key file yet): an admin key of team `default`, written to `path`
+    (mode 0600). True when a key was made. The key itself is never logged."""
+    engine = make_engine(database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            if path.exists():
+                key = path.read_text(encoding="utf-8").strip()
+                if team_queries.key_owner(session, key) is None:
+                    log.warning(
+                        "the key in %s is not a live key of this database (revoked, or made "
+                        "for another one); remove the file and restart for a new one",
+                        path,
+                    )
+                return False
+            team = team_queries.get_team(session, team_queries.DEFAULT_TEAM)
+            if team is None:
+                team = team_queries.create_team(session, name=team_queries.DEFAULT_TEAM)
+            row, new = team_queries.create_key(
+                session, team=team, role=Role.ADMIN, name=ADMIN_KEY_NAME
+            )
+            session.commit()
+            write_private(path, new.key + "\n")
+            log.info("admin key %s of team %s written to %s", row.prefix, team.name, path)
+            return True
+    finally:
+        engine.dispose()
 
 
 def _die_with_parent() -> None:
@@ -144,6 +197,8 @@ def run_stack(
 
         upgrade(database_url)
         stack = Stack(settings=settings, env=stack_env(settings, database_url, redis_url))
+        stack.api_key_file = api_key_path(settings)
+        stack.api_key_created = ensure_admin_key(database_url, stack.api_key_file)
 
         def stop_children() -> None:
             # API first (no new submissions), then the worker (finishes its job), then Flower.
