@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from typer.testing import CliRunner
 
 from aigc.cli.batch import safe_name, validate_jsonl
 from aigc.cli.main import app
+from aigc.settings import Settings, get_settings
 
 runner = CliRunner()
 
@@ -22,6 +24,16 @@ def dead_url() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def key_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[pytest.MonkeyPatch]:
+    """No AIGC_API_KEY and an empty AIGC_VAR_DIR (no key file) until the test sets one."""
+    monkeypatch.delenv("AIGC_API_KEY", raising=False)
+    monkeypatch.setenv("AIGC_VAR_DIR", str(tmp_path / "var"))
+    get_settings.cache_clear()
+    yield monkeypatch
+    get_settings.cache_clear()
 
 
 def test_local_checks_name_each_bad_line() -> None:
@@ -71,7 +83,11 @@ def test_bad_file_exits_2_before_any_request(tmp_path: Path, dead_url: str) -> N
     assert "line 1: custom_id" in result.stderr
 
 
-def test_unreachable_api_is_one_line_naming_the_url(tmp_path: Path, dead_url: str) -> None:
+def test_unreachable_api_is_one_line_naming_the_url(
+    tmp_path: Path, dead_url: str, key_env: pytest.MonkeyPatch
+) -> None:
+    key_env.setenv("AIGC_API_KEY", "aigc_00000000_" + "k" * 43)
+    get_settings.cache_clear()
     source = tmp_path / "ok.jsonl"
     source.write_text('{"custom_id": "a", "kind": "text", "prompt": "hi"}\n')
     for args in (["submit", str(source)], ["status", "x"], ["results", "x", "-o", str(tmp_path)]):
@@ -87,3 +103,29 @@ def test_unreachable_api_is_one_line_naming_the_url(tmp_path: Path, dead_url: st
 )
 def test_custom_ids_become_plain_file_names(custom_id: str | None, name: str) -> None:
     assert safe_name(custom_id) == name
+
+
+def test_a_missing_key_is_one_clear_line(
+    tmp_path: Path, dead_url: str, key_env: pytest.MonkeyPatch
+) -> None:
+    result = runner.invoke(app, ["batch", "status", "x", "--api-url", dead_url])
+    assert result.exit_code == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("no API key: set AIGC_API_KEY, or run `aigc up`")
+    assert str(tmp_path / "var" / "api-key") in line
+
+
+def test_the_key_file_of_aigc_up_is_used(tmp_path: Path, dead_url: str, key_env: None) -> None:
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "api-key").write_text("aigc_00000000_" + "k" * 43 + "\n")
+    result = runner.invoke(app, ["batch", "status", "x", "--api-url", dead_url])
+    # The key was found: the command went on to call the API.
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"cannot reach the API at {dead_url}")
+
+
+def test_the_key_setting_is_a_secret() -> None:
+    key = "aigc_00000000_" + "s" * 43
+    settings = Settings(api_key=key)
+    assert settings.api_key is not None and settings.api_key.get_secret_value() == key
+    assert key not in repr(settings) and key not in str(settings.model_dump())

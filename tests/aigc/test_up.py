@@ -8,15 +8,23 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
-from aigc.cli.stack import spawn, stop_process, wait_for_http
+from aigc.cli.stack import ensure_admin_key, spawn, stop_process, wait_for_http
+from aigc.vocab import Role
+from db import teams as team_queries
+from tests.conftest import auth_headers
 from tests.live import submit, wait_for_job
+
+OUTPUT_TIMEOUT_S = 60.0
 
 
 @pytest.mark.timeout(240)
@@ -43,8 +51,19 @@ def test_up_with_embedded_servers_runs_a_job_and_stops_cleanly(
     try:
         api_url = f"http://127.0.0.1:{api_port}"
         wait_for_http(f"{api_url}/healthz", 120, up)
-        with httpx.Client(base_url=api_url, timeout=30) as client:
+        # First start: an admin key of team `default`, readable by its owner alone, its
+        # place printed and the key itself nowhere in the output.
+        key_file = tmp_path / "var" / "api-key"
+        assert key_file.stat().st_mode & 0o777 == 0o600
+        key = key_file.read_text().strip()
+        printed_output = _wait_for_output(output, "Ctrl-C stops everything.", up)
+        assert f"new admin key of team default in {key_file}" in printed_output
+        assert key not in printed_output
+        assert key not in "".join(p.read_text() for p in (tmp_path / "var").glob("**/*.log"))
+        assert httpx.get(f"{api_url}/v1/jobs").status_code == 401
+        with httpx.Client(base_url=api_url, timeout=30, headers=auth_headers(key)) as client:
             assert client.get("/readyz").json()["checks"] == {"database": "ok", "broker": "ok"}
+            assert client.get("/v1/admin/teams").status_code == 200
             job = submit(client, kind="text", model="echo", prompt="embedded all the way")
             done = wait_for_job(client, job["id"], timeout_s=120)
             assert done["status"] == "succeeded"
@@ -76,6 +95,38 @@ def test_up_with_embedded_servers_runs_a_job_and_stops_cleanly(
         if any(var_dir in part for part in proc.info["cmdline"] or [])
     ]
     assert not leftovers, f"left running: {leftovers}"
+
+
+def _wait_for_output(path: Path, text: str, proc: subprocess.Popen[bytes]) -> str:
+    """The process's output once it has printed `text`."""
+    deadline = time.monotonic() + OUTPUT_TIMEOUT_S
+    while text not in (output := path.read_text()):
+        assert proc.poll() is None and time.monotonic() < deadline, output
+        time.sleep(0.1)
+    return output
+
+
+def test_first_start_writes_one_admin_key(database_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "var" / "api-key"
+    old_umask = os.umask(0)  # whatever the umask, the file is private
+    try:
+        assert ensure_admin_key(database_url, path) is True
+    finally:
+        os.umask(old_umask)
+    assert path.stat().st_mode & 0o777 == 0o600
+    key = path.read_text().strip()
+    assert not [p.name for p in path.parent.iterdir() if p != path]  # no partial file left
+    engine = sa.create_engine(database_url)
+    try:
+        with Session(engine) as session:
+            owner = team_queries.key_owner(session, key)
+        assert owner is not None
+        assert (owner.team_name, owner.role) == ("default", Role.ADMIN)
+        # A later start keeps the key.
+        assert ensure_admin_key(database_url, path) is False
+        assert path.read_text().strip() == key
+    finally:
+        engine.dispose()
 
 
 def test_flower_refuses_to_start_without_credentials() -> None:

@@ -53,6 +53,12 @@ OPERATIONS = {
     ("get", "/v1/files/{file_id}/content"): "download_file",
     ("get", "/v1/artifacts/{artifact_id}/content"): "download_artifact",
     ("get", "/v1/models"): "list_models",
+    ("post", "/v1/admin/teams"): "create_team",
+    ("get", "/v1/admin/teams"): "list_teams",
+    ("patch", "/v1/admin/teams/{name}"): "update_team",
+    ("post", "/v1/admin/keys"): "create_key",
+    ("get", "/v1/admin/keys"): "list_keys",
+    ("post", "/v1/admin/keys/{prefix}/revoke"): "revoke_key",
     ("get", "/healthz"): "healthz",
     ("get", "/readyz"): "readyz",
 }

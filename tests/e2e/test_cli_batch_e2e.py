@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from aigc.cli.main import app
-from tests.conftest import count_jobs
+from aigc.settings import get_settings
+from tests.conftest import TeamKey, count_jobs
 from tests.e2e.conftest import LiveStack
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch: pytest.MonkeyPatch, team: TeamKey) -> Iterator[None]:
+    """The commands call as `team`, with its key in AIGC_API_KEY."""
+    monkeypatch.setenv("AIGC_API_KEY", team.key)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 def _write_jsonl(path: Path, lines: Sequence[dict[str, Any] | str]) -> Path:
@@ -137,3 +148,14 @@ def test_cancel_and_unknown_batch(live: LiveStack, tmp_path: Path) -> None:
     missing = _batch("status", "0190e0c8-0000-7000-8000-000000000000", "--api-url", live.api_url)
     assert missing.exit_code == 1
     assert "does not exist" in missing.stderr
+
+
+def test_an_unknown_key_is_one_line_and_exit_1(
+    live: LiveStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIGC_API_KEY", "aigc_00000000_" + "x" * 43)
+    get_settings.cache_clear()
+    result = _batch("status", "0190e0c8-0000-7000-8000-000000000000", "--api-url", live.api_url)
+    assert result.exit_code == 1
+    [line] = result.stderr.strip().splitlines()
+    assert "401" in line and "API key" in line
