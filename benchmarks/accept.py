@@ -7,6 +7,7 @@ import json
 import logging
 import statistics
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -59,7 +60,7 @@ def _accept_over_http(services: Services) -> list[float]:
     body = echo_jsonl(BATCH_JOBS)
     with (
         api_process(services, services.env()) as url,
-        httpx.Client(base_url=url, timeout=300.0) as client,
+        httpx.Client(base_url=url, timeout=300.0, headers=services.headers) as client,
     ):
         # The first request pays lazy imports and opens the pools; a client's later ones don't.
         post_batch(client, echo_jsonl(WARMUP_JOBS, "warmup"))
@@ -81,17 +82,17 @@ def _one_by_one(services: Services, count: int) -> float:
     try:
         with make_session_factory(engine)() as session:
             for n in range(WARMUP_JOBS):
-                _insert_and_publish(session, celery, n)
+                _insert_and_publish(session, celery, services.team_id, n)
             started = time.perf_counter()
             for n in range(count):
-                _insert_and_publish(session, celery, n)
+                _insert_and_publish(session, celery, services.team_id, n)
             return time.perf_counter() - started
     finally:
         celery.close()
         engine.dispose()
 
 
-def _insert_and_publish(session: Session, celery: Celery, n: int) -> None:
+def _insert_and_publish(session: Session, celery: Celery, team_id: uuid.UUID, n: int) -> None:
     job = create_job(
         session,
         kind="text",
@@ -99,6 +100,7 @@ def _insert_and_publish(session: Session, celery: Celery, n: int) -> None:
         prompt=f"Prompt {n}: a short article on the prospects of AIGC.",
         params=ECHO_PARAMS,
         metadata={},
+        team_id=team_id,
     )
     session.commit()
     publish_job(celery, JobRef(job.id, job.kind, job.model, job.priority))

@@ -46,9 +46,11 @@ def _finished_batch(client: httpx.Client, worker: Any, count: int) -> str:
     return str(batch["id"])
 
 
-def _concurrent_downloads(url: str, path: str) -> tuple[float, list[bytes]]:
+def _concurrent_downloads(
+    url: str, path: str, headers: dict[str, str]
+) -> tuple[float, list[bytes]]:
     def download(_: int) -> bytes:
-        with httpx.Client(base_url=url, timeout=DOWNLOAD_TIMEOUT_S) as client:
+        with httpx.Client(base_url=url, timeout=DOWNLOAD_TIMEOUT_S, headers=headers) as client:
             return client.get(path).raise_for_status().content
 
     started = time.perf_counter()
@@ -97,12 +99,12 @@ def run(services: Services, *, quick: bool) -> dict[str, Any]:
     with (
         api_process(services, env) as url,
         child("worker", ["worker", "--queues", "text"], env, services.log_dir) as worker,
-        httpx.Client(base_url=url, timeout=DOWNLOAD_TIMEOUT_S) as client,
+        httpx.Client(base_url=url, timeout=DOWNLOAD_TIMEOUT_S, headers=services.headers) as client,
     ):
         batch_id = _finished_batch(client, worker, count)
         path = f"/v1/batches/{batch_id}/results"
-        first_s, first = _concurrent_downloads(url, path)
-        again_s, again = _concurrent_downloads(url, path)
+        first_s, first = _concurrent_downloads(url, path, services.headers)
+        again_s, again = _concurrent_downloads(url, path, services.headers)
         log.info("results: baseline, %d concurrent rebuilds", DOWNLOADERS)
         baseline_s, rebuilt = _concurrent_rebuilds(services, url, batch_id)
     services.reset()

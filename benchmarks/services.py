@@ -16,15 +16,18 @@ from pathlib import Path
 
 import redis
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from aigc.cli.stack import spawn, stop_process, wait_for_http
 from aigc.servers import EmbeddedPostgres, EmbeddedValkey, free_port, port_open
+from db import teams as team_queries
 from db.migrate import upgrade
 
 LOCAL_POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 LOCAL_REDIS = ("127.0.0.1", 6379)
 BENCH_REDIS_DB = 10  # away from a developer's db 0 and the test runs' dbs
 START_TIMEOUT_S = 120.0  # cold imports on a busy 2-core machine
+BENCH_TEAM = "bench"  # the team whose member key every benchmark request sends
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,13 @@ class Services:
     redis: str
     work_dir: Path  # artifacts and models of the processes under test
     log_dir: Path  # their output, one file per process
+    team_id: uuid.UUID  # the benchmark team: what its jobs belong to
+    api_key: str  # a member key of that team
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What every HTTP request of a benchmark sends, as a client of a team would."""
+        return {"Authorization": f"Bearer {self.api_key}"}
 
     def env(self, **extra: str) -> dict[str, str]:
         """The environment of a process of the stack under test."""
@@ -75,6 +85,18 @@ def _local_database() -> Iterator[str]:
         admin.dispose()
 
 
+def _team_key(database_url: str) -> tuple[uuid.UUID, str]:
+    """The benchmark's team and a member key of it, as `aigc keys create` makes them."""
+    engine = sa.create_engine(database_url)
+    try:
+        with Session(engine) as session, session.begin():
+            team = team_queries.create_team(session, name=BENCH_TEAM)
+            _, new = team_queries.create_key(session, team=team, name="benchmarks")
+            return team.id, new.key
+    finally:
+        engine.dispose()
+
+
 @contextmanager
 def running_services(
     work_dir: Path, log_dir: Path, *, embedded: bool = False
@@ -92,7 +114,10 @@ def running_services(
             valkey = cleanup.enter_context(EmbeddedValkey(work_dir / "valkey", free_port()))
             redis_kind, redis_url = "embedded", valkey.url
         upgrade(database_url)
-        services = Services(database_url, redis_url, postgres, redis_kind, work_dir, log_dir)
+        team_id, key = _team_key(database_url)
+        services = Services(
+            database_url, redis_url, postgres, redis_kind, work_dir, log_dir, team_id, key
+        )
         services.reset()
         cleanup.callback(services.reset)
         yield services

@@ -57,7 +57,7 @@ def _aigc_jobs(services: Services, count: int) -> dict[str, Any]:
     with (
         api_process(services, env) as url,
         child("worker", ["worker", "--queues", "text"], env, services.log_dir) as worker,
-        httpx.Client(base_url=url, timeout=120.0) as client,
+        httpx.Client(base_url=url, timeout=120.0, headers=services.headers) as client,
     ):
         # Ready once it has run a job: imports, broker connection and database pool are warm.
         probe = post_batch(client, echo_jsonl(1, "probe"))
