@@ -74,6 +74,7 @@ def run_demo(settings: Settings, console: Console, *, timeout_s: float) -> int:
             console.print(f"starting the stack (API, worker, dispatcher; logs in {log_dir}/)...")
             stack = cleanup.enter_context(run_stack(settings, flower=False, log_dir=log_dir))
             api_url = stack.api_url
+            console.print(f"your API key (admin, team default) is in {stack.api_key_file}")
         try:
             key = api_key(settings)
         except MissingApiKey as exc:
