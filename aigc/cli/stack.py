@@ -110,6 +110,7 @@ def ensure_admin_key(database_url: str, path: Path) -> bool:
                 session, team=team, role=Role.ADMIN, name=ADMIN_KEY_NAME
             )
             session.commit()
+            # Should writing fail, the key is held by nobody: harmless, and revocable.
             write_private(path, new.key + "\n")
             log.info("admin key %s of team %s written to %s", row.prefix, team.name, path)
             return True

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from aigc.apikeys import PREFIX_HEX_CHARS, SCHEME
 from aigc.errors import Conflict, NotFound
-from api.auth import CallerDep, require_admin
+from api.auth import AdminDep, require_admin
 from api.deps import SessionDep
 from api.schemas import (
     MAX_TEAM_NAME_CHARS,
@@ -62,6 +62,7 @@ KeyPrefix = Annotated[
 CONFLICT_RESPONSE: dict[int | str, dict[str, Any]] = {
     409: {"description": "A team of that name exists"}
 }
+NO_TEAM_RESPONSE: dict[int | str, dict[str, Any]] = {404: {"description": "No such team"}}
 
 
 def team_public(team: Team) -> TeamPublic:
@@ -118,8 +119,8 @@ def update_team(name: TeamPath, body: TeamLimits, session: SessionDep) -> TeamPu
     return team_public(team)
 
 
-@router.post("/keys", status_code=201, response_model=KeyCreated)
-def create_key(body: KeyCreate, session: SessionDep, caller: CallerDep) -> KeyCreated:
+@router.post("/keys", status_code=201, response_model=KeyCreated, responses=NO_TEAM_RESPONSE)
+def create_key(body: KeyCreate, session: SessionDep, caller: AdminDep) -> KeyCreated:
     """A new key for a team. The answer holds the key itself, once: only its SHA-256 is
     stored, and lists show its prefix."""
     key, new = team_queries.create_key(
@@ -133,7 +134,7 @@ def create_key(body: KeyCreate, session: SessionDep, caller: CallerDep) -> KeyCr
     return KeyCreated(**key_public(key).model_dump(), key=new.key)
 
 
-@router.get("/keys", response_model=KeyList)
+@router.get("/keys", response_model=KeyList, responses=NO_TEAM_RESPONSE)
 def list_keys(
     session: SessionDep,
     team: TeamQuery = None,
