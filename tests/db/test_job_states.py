@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -22,8 +22,10 @@ ARTIFACT = q.NewArtifact(
 
 
 @pytest.fixture
-def sessions(settings: Settings) -> sessionmaker[Session]:
-    return make_session_factory(make_engine(settings.database_url or ""))
+def sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(settings.database_url or "")
+    yield make_session_factory(engine)
+    engine.dispose()
 
 
 @pytest.fixture
