@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import logging
 import math
-from functools import lru_cache
 from typing import Any
 
 from redis import Redis, RedisError
-from redis.commands.core import Script
 from sqlalchemy.orm import Session
 
 from aigc.errors import QuotaExceeded, RateLimited
@@ -71,11 +69,6 @@ TOO_MANY_REQUESTS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@lru_cache(maxsize=8)
-def _token_bucket(client: Redis) -> Script:
-    return client.register_script(TOKEN_BUCKET)
-
-
 def burst(rate_per_s: float) -> float:
     """One second's worth of submissions, at least one."""
     return max(1.0, rate_per_s)
@@ -88,7 +81,8 @@ def check_rate(session: Session, broker: Redis, caller: Caller) -> None:
     if rate is None:
         return
     try:
-        allowed, wait_s = _token_bucket(broker)(
+        # EVALSHA, loading the script on the first call to each server.
+        allowed, wait_s = broker.register_script(TOKEN_BUCKET)(
             keys=[f"{RATE_KEY_PREFIX}{caller.team_id}"], args=[rate, burst(rate)]
         )
     except RedisError as exc:
