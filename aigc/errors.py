@@ -101,8 +101,10 @@ class IdempotencyKeyReused(InvalidRequest):
 class NotFound(AigcError):
     code = ErrorCode.NOT_FOUND
 
-    def __init__(self, what: str, ident: object) -> None:
-        super().__init__(f"{what} {ident} does not exist")
+    def __init__(self, what: str, ident: object, *, field: str | None = None) -> None:
+        message = f"{what} {ident} does not exist"
+        # An id given in a request body (an OpenAI batch's input_file_id) names its field.
+        super().__init__(message, [{"field": field, "message": message}] if field else None)
 
 
 class Conflict(AigcError):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from aigc.catalog import build_catalog
@@ -17,6 +20,15 @@ from db.session import make_session_factory
 from workers.celery_app import create_celery_app
 
 
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    # The pooled connections go back to the servers when the app stops, not when the
+    # process exits: a test suite builds many apps on one shared PostgreSQL.
+    app.state.engine.dispose()
+    app.state.broker_client.close()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(
@@ -27,9 +39,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Served by install_docs with local assets instead of FastAPI's CDN-backed pages.
         docs_url=None,
         redoc_url=None,
+        lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.session_factory = make_session_factory(database_engine(settings))
+    app.state.engine = database_engine(settings)
+    app.state.session_factory = make_session_factory(app.state.engine)
     app.state.catalog = build_catalog(settings)
     app.state.store = LocalStore(settings.artifact_dir)
     app.state.celery = create_celery_app(settings)

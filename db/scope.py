@@ -29,6 +29,16 @@ def scoped_team(session: Session) -> uuid.UUID | None:
     return team_id
 
 
+def scoped_like(session: Session, like: Session) -> Session:
+    """`session`, scoped to the team `like` is scoped to (if any): a second session opened
+    for a request (a response streamed after the request's own session closed) sees only
+    what the request's does."""
+    team_id = scoped_team(like)
+    if team_id is not None:
+        scope_to_team(session, team_id)
+    return session
+
+
 @event.listens_for(Session, "do_orm_execute")
 def _only_the_teams_rows(state: ORMExecuteState) -> None:
     team_id = state.session.info.get(TEAM_KEY)

@@ -23,7 +23,7 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy.orm import Session
 
 from aigc.catalog import Catalog
-from aigc.errors import ErrorCode, InvalidRequest
+from aigc.errors import ErrorCode, InvalidRequest, NotFound
 from aigc.jsonl import decode_lines
 from aigc.settings import Settings
 from aigc.storage import ArtifactStore
@@ -161,7 +161,8 @@ def _input_file_bytes(session: Session, store: ArtifactStore, file_id: str) -> b
     # Locked until the batch is stored: a concurrent DELETE /v1/files waits, then sees it used.
     file = file_queries.get_file(session, file_id, for_share=True)
     if file is None:
-        raise InvalidRequest.for_field("input_file_id", f"file {file_id} does not exist")
+        # Another team's file is not there either: the same 404, whether it exists or not.
+        raise NotFound("file", file_id, field="input_file_id")
     if file.purpose != "batch":
         raise InvalidRequest.for_field(
             "input_file_id", f"file {file_id} has purpose {file.purpose!r}, not 'batch'"

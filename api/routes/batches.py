@@ -68,6 +68,7 @@ from api.serialize import job_public
 from api.validation import parse_batch_job
 from db import batches as batch_queries
 from db import jobs as job_queries
+from db.scope import scoped_like
 from db.tables import Batch, Job
 from workers.dispatch import JobRef, chunk_jobs, publish_chunks
 
@@ -472,8 +473,12 @@ def batch_results(
         )
         if not stored:
             factory = request.app.state.session_factory
+            # Each page's session is scoped as this request's is: it reads only the
+            # caller's rows.
             return StreamingResponse(
-                result_chunks(lambda: factory(), request, settings, store, batch_id),
+                result_chunks(
+                    lambda: scoped_like(factory(), session), request, settings, store, batch_id
+                ),
                 media_type=RESULTS_MEDIA_TYPE,
                 headers={**NOSNIFF, "Content-Disposition": f'attachment; filename="{filename}"'},
             )

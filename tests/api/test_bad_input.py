@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -267,13 +268,14 @@ def test_image_over_budget_says_budget_and_ask(client: TestClient, db_engine: sa
     ],
 )
 def test_text_over_the_models_context_is_refused_at_submit(
+    app_client: Callable[[Settings], TestClient],
     with_tiny_models: Settings,
     db_engine: sa.Engine,
     prompt: str,
     params: dict[str, Any],
     field: str,
 ) -> None:
-    with TestClient(create_app(with_tiny_models)) as client:
+    with app_client(with_tiny_models) as client:
         body = {"kind": "text", "model": "tiny-text", "prompt": prompt, "params": params}
         error = _error(client.post("/v1/jobs", json=body))
         assert error["type"] == "over_budget"
@@ -286,10 +288,10 @@ def test_text_over_the_models_context_is_refused_at_submit(
 
 
 def test_text_over_the_configured_budget_is_refused(
-    settings: Settings, db_engine: sa.Engine
+    app_client: Callable[[Settings], TestClient], settings: Settings, db_engine: sa.Engine
 ) -> None:
     # echo has no tokenizer: its prompt tokens are estimated (UTF-8 bytes / 4).
-    with TestClient(create_app(settings.model_copy(update={"max_text_tokens": 100}))) as client:
+    with app_client(settings.model_copy(update={"max_text_tokens": 100})) as client:
         body = {"kind": "text", "model": "echo", "prompt": "x" * 400, "params": {}}
         error = _error(client.post("/v1/jobs", json=body))
         assert error["type"] == "over_budget"
@@ -316,7 +318,7 @@ def test_audio_over_budget_counts_characters_over_speaking_rate(
 
 
 def test_over_budget_batch_lines_are_listed(
-    with_tiny_models: Settings, db_engine: sa.Engine
+    app_client: Callable[[Settings], TestClient], with_tiny_models: Settings, db_engine: sa.Engine
 ) -> None:
     lines = [
         {"custom_id": "ok", "kind": "text", "prompt": "hi"},
@@ -325,7 +327,7 @@ def test_over_budget_batch_lines_are_listed(
          "width": 2048, "height": 2048}},
     ]  # fmt: skip
     body = "\n".join(json.dumps(line) for line in lines).encode()
-    with TestClient(create_app(with_tiny_models)) as client:
+    with app_client(with_tiny_models) as client:
         error = _error(client.post("/v1/batches", content=body, headers=JSONL))
     assert {(e["line"], e["field"], e["code"]) for e in error["errors"]} == {
         (2, "params.max_new_tokens", "over_budget"),
@@ -375,12 +377,12 @@ def test_unknown_openai_model_is_reported_per_line(
 
 
 def test_aliases_resolve_list_and_name_the_real_model(
-    settings: Settings, db_engine: sa.Engine
+    app_client: Callable[[Settings], TestClient], settings: Settings, db_engine: sa.Engine
 ) -> None:
     aliased = settings.model_copy(
         update={"model_aliases": {"gpt-4o-mini": "tiny-text", "tts-1": "tiny-audio"}}
     )
-    with TestClient(create_app(aliased)) as client:
+    with app_client(aliased) as client:
         models = {m["name"]: m for m in client.get("/v1/models").json()["data"]}
         assert models["tiny-text"]["aliases"] == ["gpt-4o-mini"]
         assert models["tiny-audio"]["aliases"] == ["tts-1"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import redis
 import sqlalchemy as sa
@@ -110,12 +111,13 @@ def test_bad_json_batch_lists_lines_and_fields(client: TestClient, db_engine: sa
     assert count_jobs(db_engine) == 0
 
 
-def test_batch_size_and_emptiness_are_bounded(client: TestClient, settings: Settings) -> None:
+def test_batch_size_and_emptiness_are_bounded(
+    app_client: Callable[[Settings], TestClient], client: TestClient, settings: Settings
+) -> None:
     assert client.post("/v1/batches", json={"jobs": []}).status_code == 422
     small = settings.model_copy(update={"max_batch_jobs": 3})
-    from api.main import create_app
 
-    with TestClient(create_app(small)) as limited:
+    with app_client(small) as limited:
         jobs = [{"kind": "text", "prompt": "x"}] * 4
         response = limited.post("/v1/batches", json={"jobs": jobs})
         assert response.status_code == 422

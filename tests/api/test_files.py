@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -12,7 +13,7 @@ from fastapi.testclient import TestClient
 from openai import OpenAI
 
 from aigc.settings import Settings
-from api.main import create_app
+from tests.conftest import TeamKey
 
 JSONL = b'{"custom_id": "a"}\n{"custom_id": "b"}\n'
 
@@ -116,9 +117,11 @@ def test_file_part_and_form_are_required(client: TestClient) -> None:
     assert json_body.json()["error"]["errors"][0]["field"] == "file"
 
 
-def test_upload_size_is_bounded(settings: Settings) -> None:
+def test_upload_size_is_bounded(
+    app_client: Callable[[Settings], TestClient], settings: Settings
+) -> None:
     small = settings.model_copy(update={"max_batch_bytes": 1024})
-    with TestClient(create_app(small)) as limited:
+    with app_client(small) as limited:
         fits = limited.post(
             "/v1/files", files={"file": ("ok.jsonl", b"x" * 512)}, data={"purpose": "batch"}
         )
@@ -130,7 +133,9 @@ def test_upload_size_is_bounded(settings: Settings) -> None:
         assert too_big.json()["error"]["type"] == "payload_too_large"
 
 
-def test_upload_size_is_bounded_without_content_length(settings: Settings) -> None:
+def test_upload_size_is_bounded_without_content_length(
+    app_client: Callable[[Settings], TestClient], settings: Settings
+) -> None:
     # A chunked upload declares no length: the body is counted as it arrives.
     small = settings.model_copy(update={"max_batch_bytes": 1024})
     boundary = "b0undary"
@@ -144,7 +149,7 @@ def test_upload_size_is_bounded_without_content_length(settings: Settings) -> No
         for start in range(0, len(body), 512):
             yield body[start : start + 512]
 
-    with TestClient(create_app(small)) as limited:
+    with app_client(small) as limited:
         response = limited.post(
             "/v1/files",
             content=chunks(),  # type: ignore[arg-type]
@@ -291,9 +296,9 @@ def test_delete_is_409_while_an_unfinished_batch_uses_the_file(client: TestClien
     assert client.get(f"/v1/files/{finished['error_file_id']}").status_code == 404
 
 
-def test_openai_client_uploads_downloads_and_deletes(client: TestClient) -> None:
+def test_openai_client_uploads_downloads_and_deletes(client: TestClient, team: TeamKey) -> None:
     with OpenAI(
-        base_url="http://testserver/v1", api_key="unused", http_client=client, max_retries=0
+        base_url="http://testserver/v1", api_key=team.key, http_client=client, max_retries=0
     ) as openai_client:
         uploaded = openai_client.files.create(file=("in.jsonl", JSONL), purpose="batch")
         assert openai_client.files.content(uploaded.id).read() == JSONL

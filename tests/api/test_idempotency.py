@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from aigc.settings import Settings
 from api.main import create_app
-from tests.conftest import count_jobs
+from tests.conftest import TeamKey, count_jobs
 
 JOB = {"kind": "text", "model": "echo", "prompt": "once"}
 
@@ -43,11 +43,13 @@ def test_same_key_with_another_body_is_422(client: TestClient, db_engine: sa.Eng
     assert count_jobs(db_engine) == 1
 
 
-def test_concurrent_retries_create_one_job(settings: Settings, db_engine: sa.Engine) -> None:
+def test_concurrent_retries_create_one_job(
+    settings: Settings, db_engine: sa.Engine, team: TeamKey
+) -> None:
     app = create_app(settings)
 
     def submit(_: int) -> str:
-        with TestClient(app) as client:
+        with TestClient(app, headers=team.headers) as client:
             response = client.post("/v1/jobs", json=JOB, headers={"Idempotency-Key": "race"})
             assert response.status_code == 202, response.text
             return str(response.json()["id"])

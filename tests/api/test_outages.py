@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from aigc.settings import Settings
-from api.main import create_app
 
 CLOSED_PORT = 1  # nothing listens on port 1 on this machine
 
 
 @pytest.mark.timeout(30)  # a hang fails the test instead of blocking the run
 def test_submission_while_broker_unreachable_is_persisted_queued(
-    settings: Settings, db_engine: sa.Engine
+    app_client: Callable[[Settings], TestClient], settings: Settings, db_engine: sa.Engine
 ) -> None:
     down = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{CLOSED_PORT}/0"})
-    with TestClient(create_app(down)) as client:
+    with app_client(down) as client:
         response = client.post("/v1/jobs", json={"kind": "text", "prompt": "hello"})
         assert response.status_code == 202
         job_id = response.json()["id"]
@@ -35,11 +36,13 @@ def test_submission_while_broker_unreachable_is_persisted_queued(
 
 
 @pytest.mark.timeout(30)
-def test_database_unreachable_is_503_not_a_hang(settings: Settings) -> None:
+def test_database_unreachable_is_503_not_a_hang(
+    app_client: Callable[[Settings], TestClient], settings: Settings
+) -> None:
     down = settings.model_copy(
         update={"database_url": f"postgresql+psycopg://postgres@127.0.0.1:{CLOSED_PORT}/test"}
     )
-    with TestClient(create_app(down)) as client:
+    with app_client(down) as client:
         for method, path, body in [
             ("POST", "/v1/jobs", {"kind": "text", "prompt": "hello"}),
             ("GET", "/v1/jobs", None),

@@ -20,6 +20,7 @@ from pydantic import TypeAdapter
 from aigc.settings import Settings
 from api.main import create_app
 from api.schemas import ResultLine
+from tests.conftest import TeamKey
 from tests.live import isolated_broker, started_worker, wait_for_batch
 
 JOBS = 40
@@ -28,10 +29,13 @@ RESULT_LINES = TypeAdapter(list[ResultLine])
 
 
 @pytest.fixture
-def stack(settings: Settings) -> Iterator[tuple[TestClient, Settings]]:
+def stack(settings: Settings, team: TeamKey) -> Iterator[tuple[TestClient, Settings]]:
     """The API in-process on a broker database of its own (a worker started by the test
     takes only this test's messages)."""
-    with isolated_broker(settings) as isolated, TestClient(create_app(isolated)) as client:
+    with (
+        isolated_broker(settings) as isolated,
+        TestClient(create_app(isolated), headers=team.headers) as client,
+    ):
         yield client, isolated
 
 

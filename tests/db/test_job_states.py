@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -13,6 +14,7 @@ from aigc.settings import Settings
 from db import jobs as q
 from db.session import make_engine, make_session_factory
 from db.tables import Job
+from tests.conftest import TeamKey
 
 ARTIFACT = q.NewArtifact(
     index=0, mime_type="text/plain", size_bytes=1, sha256="0" * 64, storage_key="k", facts={}
@@ -20,14 +22,31 @@ ARTIFACT = q.NewArtifact(
 
 
 @pytest.fixture
-def sessions(settings: Settings) -> sessionmaker[Session]:
-    return make_session_factory(make_engine(settings.database_url or ""))
+def sessions(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(settings.database_url or "")
+    yield make_session_factory(engine)
+    engine.dispose()
 
 
-def _new_job(sessions: sessionmaker[Session]) -> uuid.UUID:
-    with sessions.begin() as session:
-        job = q.create_job(session, kind="text", model="echo", prompt="p", params={}, metadata={})
-        return job.id
+@pytest.fixture
+def new_job(sessions: sessionmaker[Session], team: TeamKey) -> Callable[[], uuid.UUID]:
+    """Makes a queued job of `team`, submitted with its key; returns its id."""
+
+    def make() -> uuid.UUID:
+        with sessions.begin() as session:
+            job = q.create_job(
+                session,
+                kind="text",
+                model="echo",
+                prompt="p",
+                params={},
+                metadata={},
+                team_id=team.team_id,
+                key_prefix=team.prefix,
+            )
+            return job.id
+
+    return make
 
 
 def _status(sessions: sessionmaker[Session], job_id: uuid.UUID) -> tuple[str, int]:
@@ -37,8 +56,10 @@ def _status(sessions: sessionmaker[Session], job_id: uuid.UUID) -> tuple[str, in
         return job.status, job.attempts
 
 
-def test_a_job_is_claimed_once(sessions: sessionmaker[Session]) -> None:
-    job_id = _new_job(sessions)
+def test_a_job_is_claimed_once(
+    sessions: sessionmaker[Session], new_job: Callable[[], uuid.UUID]
+) -> None:
+    job_id = new_job()
     with sessions.begin() as session:
         assert len(q.claim_jobs(session, [job_id], worker="a", lease_s=30)) == 1
     with sessions.begin() as session:
@@ -46,8 +67,10 @@ def test_a_job_is_claimed_once(sessions: sessionmaker[Session]) -> None:
     assert _status(sessions, job_id) == ("running", 1)
 
 
-def test_a_stale_run_cannot_record_its_outcome(sessions: sessionmaker[Session]) -> None:
-    job_id = _new_job(sessions)
+def test_a_stale_run_cannot_record_its_outcome(
+    sessions: sessionmaker[Session], new_job: Callable[[], uuid.UUID]
+) -> None:
+    job_id = new_job()
     with sessions.begin() as session:
         q.claim_jobs(session, [job_id], worker="a", lease_s=0.1)
     time.sleep(0.2)
@@ -75,8 +98,10 @@ def test_a_stale_run_cannot_record_its_outcome(sessions: sessionmaker[Session]) 
         assert session.scalar(sa.text("SELECT count(*) FROM artifacts")) == 1
 
 
-def test_lost_worker_fails_the_job_after_max_attempts(sessions: sessionmaker[Session]) -> None:
-    job_id = _new_job(sessions)
+def test_lost_worker_fails_the_job_after_max_attempts(
+    sessions: sessionmaker[Session], new_job: Callable[[], uuid.UUID]
+) -> None:
+    job_id = new_job()
     for _ in range(2):
         with sessions.begin() as session:
             q.claim_jobs(session, [job_id], worker="w", lease_s=0.05)
@@ -89,8 +114,10 @@ def test_lost_worker_fails_the_job_after_max_attempts(sessions: sessionmaker[Ses
         assert (job.status, job.attempts, job.error_code) == ("failed", 2, "worker_lost")
 
 
-def test_transient_failure_requeues_until_max_attempts(sessions: sessionmaker[Session]) -> None:
-    job_id = _new_job(sessions)
+def test_transient_failure_requeues_until_max_attempts(
+    sessions: sessionmaker[Session], new_job: Callable[[], uuid.UUID]
+) -> None:
+    job_id = new_job()
     outcomes = []
     for attempt in (1, 2):
         with sessions.begin() as session:
@@ -111,8 +138,10 @@ def test_transient_failure_requeues_until_max_attempts(sessions: sessionmaker[Se
     assert _status(sessions, job_id) == ("failed", 2)
 
 
-def test_canceled_job_is_never_claimed(sessions: sessionmaker[Session]) -> None:
-    job_id = _new_job(sessions)
+def test_canceled_job_is_never_claimed(
+    sessions: sessionmaker[Session], new_job: Callable[[], uuid.UUID]
+) -> None:
+    job_id = new_job()
     with sessions.begin() as session:
         assert q.cancel_job(session, job_id)
     with sessions.begin() as session:
@@ -127,8 +156,10 @@ def _progress(sessions: sessionmaker[Session], job_id: uuid.UUID) -> tuple[int |
         return job.progress_done, job.progress_total
 
 
-def test_still_running_until_canceled_or_taken_over(sessions: sessionmaker[Session]) -> None:
-    job_id = _new_job(sessions)
+def test_still_running_until_canceled_or_taken_over(
+    sessions: sessionmaker[Session], new_job: Callable[[], uuid.UUID]
+) -> None:
+    job_id = new_job()
     with sessions.begin() as session:
         q.claim_jobs(session, [job_id], worker="a", lease_s=30)
     with sessions() as session:
@@ -141,8 +172,10 @@ def test_still_running_until_canceled_or_taken_over(sessions: sessionmaker[Sessi
         assert not q.still_running(session, runs={job_id: 1}, worker="a")
 
 
-def test_progress_is_written_only_by_the_running_attempt(sessions: sessionmaker[Session]) -> None:
-    job_id = _new_job(sessions)
+def test_progress_is_written_only_by_the_running_attempt(
+    sessions: sessionmaker[Session], new_job: Callable[[], uuid.UUID]
+) -> None:
+    job_id = new_job()
     with sessions.begin() as session:
         q.claim_jobs(session, [job_id], worker="a", lease_s=30)
     with sessions.begin() as session:
@@ -171,8 +204,10 @@ def test_progress_is_written_only_by_the_running_attempt(sessions: sessionmaker[
         )
 
 
-def test_success_records_the_last_progress_with_it(sessions: sessionmaker[Session]) -> None:
-    job_id = _new_job(sessions)
+def test_success_records_the_last_progress_with_it(
+    sessions: sessionmaker[Session], new_job: Callable[[], uuid.UUID]
+) -> None:
+    job_id = new_job()
     with sessions.begin() as session:
         q.claim_jobs(session, [job_id], worker="a", lease_s=30)
     with sessions.begin() as session:
@@ -186,8 +221,26 @@ def test_success_records_the_last_progress_with_it(sessions: sessionmaker[Sessio
     assert _progress(sessions, job_id) == (8, 8)
 
 
-def test_every_way_back_to_the_queue_clears_the_run(sessions: sessionmaker[Session]) -> None:
-    released, expired = _new_job(sessions), _new_job(sessions)
+def test_artifacts_record_the_jobs_team_and_key(
+    sessions: sessionmaker[Session], new_job: Callable[[], uuid.UUID], team: TeamKey
+) -> None:
+    job_id = new_job()
+    with sessions.begin() as session:
+        q.claim_jobs(session, [job_id], worker="a", lease_s=30)
+    with sessions.begin() as session:
+        q.succeed_jobs(session, worker="a", runs={job_id: 1}, artifacts={job_id: [ARTIFACT]})
+    with sessions() as session:
+        job = q.get_job(session, job_id)
+        assert job is not None
+        assert (job.team_id, job.key_prefix) == (team.team_id, team.prefix)
+        [artifact] = job.artifacts
+        assert (artifact.team_id, artifact.key_prefix) == (team.team_id, team.prefix)
+
+
+def test_every_way_back_to_the_queue_clears_the_run(
+    sessions: sessionmaker[Session], new_job: Callable[[], uuid.UUID]
+) -> None:
+    released, expired = new_job(), new_job()
     with sessions.begin() as session:
         q.claim_jobs(session, [released], worker="a", lease_s=30)
         q.claim_jobs(session, [expired], worker="a", lease_s=0.05)

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import httpx
 import openai
 import pytest
 import sqlalchemy as sa
@@ -20,7 +19,7 @@ from openai import OpenAI
 from openai.types import Batch
 from PIL import Image
 
-from tests.conftest import count_jobs
+from tests.conftest import TeamKey, count_jobs
 from tests.e2e.conftest import LiveStack
 
 TOO_LONG_FOR_TINY_TEXT = " ".join(f"word{i}" for i in range(3000))
@@ -28,10 +27,10 @@ FINAL = {"completed", "failed", "cancelled", "expired"}
 
 
 @pytest.fixture
-def client(live: LiveStack) -> Iterator[OpenAI]:
+def client(live: LiveStack, team: TeamKey) -> Iterator[OpenAI]:
     # No retries: a failing call must fail the test, not be retried into a pass.
     with OpenAI(
-        base_url=f"{live.api_url}/v1", api_key="unused", max_retries=0, timeout=60
+        base_url=f"{live.api_url}/v1", api_key=team.key, max_retries=0, timeout=60
     ) as openai_client:
         yield openai_client
 
@@ -221,7 +220,7 @@ def test_image_batch_with_urls_and_base64(client: OpenAI, live: LiveStack) -> No
     urls = by_id["urls"]["data"]
     assert len(urls) == 2 and by_id["urls"]["created"]
     for entry in urls:
-        _assert_png(httpx.get(entry["url"], timeout=30).raise_for_status().content, (64, 64))
+        _assert_png(live.client.get(entry["url"]).raise_for_status().content, (64, 64))
     [inline] = by_id["inline"]["data"]
     assert "url" not in inline
     _assert_png(base64.b64decode(inline["b64_json"]), (64, 64))
@@ -233,7 +232,7 @@ def _assert_png(data: bytes, size: tuple[int, int]) -> None:
         assert image.size == size
 
 
-def test_speech_batch_gives_wav(client: OpenAI) -> None:
+def test_speech_batch_gives_wav(client: OpenAI, live: LiveStack) -> None:
     lines = [
         _request(
             "by-url",
@@ -255,7 +254,7 @@ def test_speech_batch_gives_wav(client: OpenAI) -> None:
         assert body["object"] == "audio.speech"
         assert body["mime_type"] == "audio/wav"
         assert body["duration_s"] > 0
-        _assert_wav(httpx.get(body["url"], timeout=30).raise_for_status().content)
+        _assert_wav(live.client.get(body["url"]).raise_for_status().content)
     assert "b64_json" not in by_id["by-url"]
     _assert_wav(base64.b64decode(by_id["inline"]["b64_json"]))
 
@@ -316,7 +315,8 @@ def test_invalid_input_file_is_422_listing_lines(client: OpenAI, db_engine: sa.E
     }
     assert count_jobs(db_engine) == 0
 
-    with pytest.raises(openai.UnprocessableEntityError) as unknown:
+    # A file that is not there (or is another team's) is a 404 naming the field.
+    with pytest.raises(openai.NotFoundError) as unknown:
         client.batches.create(
             input_file_id="file-missing", endpoint="/v1/chat/completions", completion_window="24h"
         )

@@ -20,6 +20,7 @@ from aigc.cli.stack import spawn, stop_process, wait_for_http
 from aigc.servers import EmbeddedPostgres, EmbeddedValkey
 from aigc.storage import LocalStore
 from db.migrate import upgrade
+from tests.conftest import make_team_key
 
 FAST_RELIABILITY = {
     "AIGC_LEASE_S": "2",
@@ -127,13 +128,17 @@ def fault_stack(
     )
     port = free_port()
     engine = sa.create_engine(database_url, pool_pre_ping=True)
+    # The stack's own database: its own team and key for the test's requests.
+    caller = make_team_key(engine, "faults")
     stack = FaultStack(
         root=tmp_path,
         env=env,
         postgres=postgres,
         valkey=valkey,
         api_url=f"http://127.0.0.1:{port}",
-        client=httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30),
+        client=httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", timeout=30, headers=caller.headers
+        ),
         engine=engine,
     )
     stack.processes["api"] = spawn("api", ["api", "--port", str(port)], env)

@@ -21,6 +21,7 @@ from aigc.cli.stack import spawn, stop_process, wait_for_http
 from aigc.settings import Settings
 from aigc.vocab import JobStatus
 from api.main import create_app
+from tests.conftest import TeamKey
 from tests.live import isolated_broker, started_worker, wait_for_job
 from workers.celery_app import create_celery_app
 
@@ -97,7 +98,11 @@ def started_flower(settings: Settings, port: int) -> Iterator[str]:
 
 @pytest.mark.timeout(400)
 def test_busy_worker_stays_online_with_its_task(
-    settings: Settings, db_engine: sa.Engine, tiny_models: Path, free_port: Callable[[], int]
+    team: TeamKey,
+    settings: Settings,
+    db_engine: sa.Engine,
+    tiny_models: Path,
+    free_port: Callable[[], int],
 ) -> None:
     def job_status() -> str | None:
         # The test's only job, read straight from the table: no id needed, so an event
@@ -106,7 +111,10 @@ def test_busy_worker_stays_online_with_its_task(
             status = conn.execute(sa.text("SELECT status FROM jobs")).scalar_one_or_none()
         return None if status is None else str(status)
 
-    with isolated_broker(settings) as isolated, TestClient(create_app(isolated)) as client:
+    with (
+        isolated_broker(settings) as isolated,
+        TestClient(create_app(isolated), headers=team.headers) as client,
+    ):
         job_id: list[str] = []
 
         celery = create_celery_app(isolated)

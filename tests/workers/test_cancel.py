@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from aigc.settings import Settings
 from api.main import create_app
+from tests.conftest import TeamKey
 from tests.live import isolated_broker, started_worker, wait_for_job
 
 
@@ -26,8 +27,13 @@ def _wait_for_progress(
         time.sleep(0.02)
 
 
-def test_canceled_queued_job_never_runs(settings: Settings, tiny_models: Path) -> None:
-    with isolated_broker(settings) as isolated, TestClient(create_app(isolated)) as client:
+def test_canceled_queued_job_never_runs(
+    team: TeamKey, settings: Settings, tiny_models: Path
+) -> None:
+    with (
+        isolated_broker(settings) as isolated,
+        TestClient(create_app(isolated), headers=team.headers) as client,
+    ):
         job = client.post(
             "/v1/jobs", json={"kind": "text", "model": "echo", "prompt": "never"}
         ).json()
@@ -54,12 +60,15 @@ def test_canceled_queued_job_never_runs(settings: Settings, tiny_models: Path) -
 
 
 def test_canceled_running_image_job_stops_within_a_step(
-    settings: Settings, tiny_models: Path, artifact_dir: Path
+    team: TeamKey, settings: Settings, tiny_models: Path, artifact_dir: Path
 ) -> None:
     # 150 denoising steps at 1024x1024: about 0.2 s a step for the tiny model on this CPU,
     # half a minute in all, should the cancel not stop it.
     steps = 150
-    with isolated_broker(settings) as isolated, TestClient(create_app(isolated)) as client:
+    with (
+        isolated_broker(settings) as isolated,
+        TestClient(create_app(isolated), headers=team.headers) as client,
+    ):
         long_job = client.post(
             "/v1/jobs",
             json={

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from aigc.settings import Settings
 from aigc.vocab import JobStatus
 from api.main import create_app
+from tests.conftest import TeamKey
 from tests.live import isolated_broker, started_worker, wait_for_job
 from workers.celery_app import create_celery_app
 from workers.routing import RUN_JOBS_TASK
@@ -120,10 +121,13 @@ def _wait_until_empty(client: redis.Redis, keys: list[str], timeout_s: float = 6
 
 @pytest.mark.timeout(300)
 def test_malformed_messages_are_discarded_and_the_worker_serves_on(
-    settings: Settings, tiny_models: Path, tmp_path: Path
+    team: TeamKey, settings: Settings, tiny_models: Path, tmp_path: Path
 ) -> None:
     queues = ["text.high", "text.normal", "text.low", "image.low"]
-    with isolated_broker(settings) as isolated, TestClient(create_app(isolated)) as client:
+    with (
+        isolated_broker(settings) as isolated,
+        TestClient(create_app(isolated), headers=team.headers) as client,
+    ):
         broker = redis.Redis.from_url(isolated.redis_url or "")
         pushed = 0
         for queue in queues:
@@ -157,10 +161,13 @@ def test_malformed_messages_are_discarded_and_the_worker_serves_on(
 
 @pytest.mark.timeout(300)
 def test_builtin_tasks_and_remote_control_do_nothing(
-    settings: Settings, tiny_models: Path, tmp_path: Path
+    team: TeamKey, settings: Settings, tiny_models: Path, tmp_path: Path
 ) -> None:
     builtins = {"celery.accumulate": [1, 2], "celery.backend_cleanup": [], "celery.ping": []}
-    with isolated_broker(settings) as isolated, TestClient(create_app(isolated)) as client:
+    with (
+        isolated_broker(settings) as isolated,
+        TestClient(create_app(isolated), headers=team.headers) as client,
+    ):
         celery = create_celery_app(isolated)
         with started_worker(isolated, tiny_models, log_dir=tmp_path) as worker:
             job = client.post("/v1/jobs", json={"kind": "text", "model": "echo", "prompt": "up"})

@@ -10,13 +10,17 @@ from fastapi.testclient import TestClient
 
 from aigc.settings import Settings
 from api.main import create_app
+from tests.conftest import TeamKey
 from tests.live import isolated_broker, started_worker, wait_for_batch, wait_for_job
 
 
 def test_interactive_job_overtakes_a_queued_batch(
-    settings: Settings, db_engine: sa.Engine, tiny_models: Path
+    team: TeamKey, settings: Settings, db_engine: sa.Engine, tiny_models: Path
 ) -> None:
-    with isolated_broker(settings) as isolated, TestClient(create_app(isolated)) as client:
+    with (
+        isolated_broker(settings) as isolated,
+        TestClient(create_app(isolated), headers=team.headers) as client,
+    ):
         jobs = [{"kind": "text", "model": "echo", "prompt": f"bulk {i}"} for i in range(64)]
         batch = client.post("/v1/batches", json={"jobs": jobs}).json()  # low tier by default
         normal = client.post("/v1/jobs", json={"kind": "text", "model": "echo", "prompt": "me"})

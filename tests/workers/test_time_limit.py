@@ -10,12 +10,18 @@ from fastapi.testclient import TestClient
 
 from aigc.settings import Settings
 from api.main import create_app
+from tests.conftest import TeamKey
 from tests.live import isolated_broker, started_worker, wait_for_job
 
 
-def test_job_past_its_time_limit_fails_with_timeout(settings: Settings, tiny_models: Path) -> None:
+def test_job_past_its_time_limit_fails_with_timeout(
+    team: TeamKey, settings: Settings, tiny_models: Path
+) -> None:
     limits = json.dumps({"text": 60, "image": 1, "audio": 60})
-    with isolated_broker(settings) as isolated, TestClient(create_app(isolated)) as client:
+    with (
+        isolated_broker(settings) as isolated,
+        TestClient(create_app(isolated), headers=team.headers) as client,
+    ):
         # 150 steps at 512x512 take the tiny model several seconds here, past the 1 s limit.
         slow = client.post(
             "/v1/jobs",
