@@ -29,6 +29,7 @@ class ErrorCode(StrEnum):
     UNAUTHORIZED = "unauthorized"
     FORBIDDEN = "forbidden"
     RATE_LIMITED = "rate_limited"
+    QUOTA_EXCEEDED = "quota_exceeded"
     # A job that ran and failed.
     INVALID_INPUT = "invalid_input"
     MODEL_LOAD_FAILED = "model_load_failed"
@@ -130,6 +131,27 @@ class Forbidden(AigcError):
     key on an admin route)."""
 
     code = ErrorCode.FORBIDDEN
+
+
+class TooManyRequests(AigcError):
+    """Over one of the team's limits; nothing was stored. `retry_after_s` (whole seconds,
+    at least 1) is when trying again may succeed."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = max(1, retry_after_s)
+
+
+class RateLimited(TooManyRequests):
+    """More submissions per second than the team's `rate_per_s`."""
+
+    code = ErrorCode.RATE_LIMITED
+
+
+class QuotaExceeded(TooManyRequests):
+    """More jobs queued or running than the team's `max_queued`."""
+
+    code = ErrorCode.QUOTA_EXCEEDED
 
 
 class JobTimeout(AigcError):

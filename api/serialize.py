@@ -5,18 +5,30 @@ from __future__ import annotations
 from fastapi import Request
 
 from aigc.settings import Settings
+from aigc.signing import UrlSigner
 from api.schemas import ArtifactPublic, JobError, JobProgress, JobPublic
 from db.tables import ARTIFACT_FACTS, Artifact, Job
 
 
-def artifact_url(request: Request, settings: Settings, artifact: Artifact) -> str:
+def artifact_url(
+    request: Request, settings: Settings, artifact: Artifact, *, signed: bool = True
+) -> str:
+    """The artifact's download URL: signed and expiring (usable without a key, for
+    AIGC_URL_TTL_S), or, with `signed=False`, the stable one that needs the API key (for
+    what is stored and outlives any expiry: batch results, OpenAI result files)."""
     path = f"/v1/artifacts/{artifact.id}/content"
     # Behind a proxy the operator sets the public base; otherwise the address the client used.
     base = settings.public_url or str(request.base_url)
-    return base.rstrip("/") + path
+    url = base.rstrip("/") + path
+    if signed:
+        signer: UrlSigner = request.app.state.url_signer
+        url += "?" + signer.query(artifact.id)
+    return url
 
 
-def job_public(request: Request, settings: Settings, job: Job) -> JobPublic:
+def job_public(
+    request: Request, settings: Settings, job: Job, *, signed_urls: bool = True
+) -> JobPublic:
     error = (
         JobError(code=job.error_code, message=job.error_message or "") if job.error_code else None
     )
@@ -50,7 +62,7 @@ def job_public(request: Request, settings: Settings, job: Job) -> JobPublic:
                 mime_type=artifact.mime_type,
                 bytes=artifact.size_bytes,
                 sha256=artifact.sha256,
-                url=artifact_url(request, settings, artifact),
+                url=artifact_url(request, settings, artifact, signed=signed_urls),
                 **{fact: getattr(artifact, fact) for fact in ARTIFACT_FACTS},
             )
             for artifact in job.artifacts

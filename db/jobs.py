@@ -76,6 +76,17 @@ def create_job(
     return job
 
 
+def count_active_jobs(session: Session, *, team_id: uuid.UUID) -> int:
+    """The team's queued and running jobs: an index-only count on ix_jobs_team_id_active,
+    however many finished jobs the team has."""
+    count = session.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(Job.team_id == team_id, Job.status.in_(ACTIVE_JOB_STATUSES))
+    )
+    return int(count or 0)
+
+
 def get_job(session: Session, job_id: uuid.UUID) -> Job | None:
     return session.scalar(select(Job).where(Job.id == job_id).options(selectinload(Job.artifacts)))
 

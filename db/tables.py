@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from aigc.ids import uuid7
-from aigc.vocab import KINDS, BatchApi, JobStatus, Priority, Role
+from aigc.vocab import ACTIVE_JOB_STATUSES, KINDS, BatchApi, JobStatus, Priority, Role
 
 # Stable constraint names so migrations can refer to them.
 NAMING_CONVENTION = {
@@ -108,6 +108,12 @@ class Job(TeamOwned, Base):
         # The dispatcher's scans: expired leases and old queued jobs.
         Index("ix_jobs_running_lease", "lease_expires_at", postgresql_where="status = 'running'"),
         Index("ix_jobs_queued_at", "queued_at", postgresql_where="status = 'queued'"),
+        # Each team's queued and running jobs, counted against its max_queued at submit.
+        Index(
+            "ix_jobs_team_id_active",
+            "team_id",
+            postgresql_where=_in("status", ACTIVE_JOB_STATUSES),
+        ),
     )
 
     # UUIDv7: ordering by id is ordering by creation time.

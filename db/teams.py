@@ -32,6 +32,25 @@ class KeyOwner:
     role: Role
 
 
+@dataclass(frozen=True)
+class TeamLimits:
+    """A team's limits checked at submission; None is unlimited."""
+
+    max_queued: int | None
+    rate_per_s: float | None
+
+
+def team_limits(session: Session, *, team_id: uuid.UUID, lock: bool = False) -> TeamLimits:
+    """The team's submission limits. `lock` holds the team row until the transaction ends
+    (FOR NO KEY UPDATE: concurrent submissions of the team wait, while the foreign-key
+    checks of inserts into other tables, which take KEY SHARE, do not)."""
+    query = select(Team.max_queued, Team.rate_per_s).where(Team.id == team_id)
+    if lock:
+        query = query.with_for_update(key_share=True)
+    max_queued, rate_per_s = session.execute(query).one()
+    return TeamLimits(max_queued=max_queued, rate_per_s=rate_per_s)
+
+
 def create_team(session: Session, *, name: str, **limits: Any) -> Team:
     team = Team(name=name, **limits)
     session.add(team)

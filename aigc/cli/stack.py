@@ -21,6 +21,7 @@ import httpx
 from aigc.cli.common import api_key_path
 from aigc.servers import EmbeddedPostgres, EmbeddedValkey
 from aigc.settings import Settings
+from aigc.signing import url_signing_key
 from aigc.vocab import KINDS, Role
 from db import teams as team_queries
 from db.migrate import upgrade
@@ -60,6 +61,9 @@ def stack_env(settings: Settings, database_url: str, redis_url: str) -> dict[str
     env = dict(os.environ)
     env["AIGC_DATABASE_URL"] = database_url
     env["AIGC_REDIS_URL"] = redis_url
+    if settings.url_signing_key is None:
+        # One key for every process of the stack, kept in the var dir across restarts.
+        env["AIGC_URL_SIGNING_KEY"] = url_signing_key(settings)
     if settings.profile == "offline":
         # Tiny models are local: never let a missing path wander off to the hub.
         env.setdefault("HF_HUB_OFFLINE", "1")

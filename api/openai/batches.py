@@ -290,7 +290,8 @@ def _finished_jobs(session: Session, batch: Batch) -> Iterator[Job]:
 
 class _Renderer:
     """Result lines in OpenAI's batch output format, with bodies shaped like the endpoint's
-    own responses."""
+    own responses. Artifact URLs are the stable, key-authenticated ones: the files are
+    stored and outlive any signed URL's expiry."""
 
     def __init__(self, request: Request, endpoint: str) -> None:
         self.request = request
@@ -362,7 +363,7 @@ class _Renderer:
         data = [
             {"b64_json": _b64(self._read(artifact.storage_key))}
             if inline
-            else {"url": artifact_url(self.request, self.settings, artifact)}
+            else {"url": artifact_url(self.request, self.settings, artifact, signed=False)}
             for artifact in job.artifacts
         ]
         return {"created": _unix(job.finished_at), "data": data}
@@ -373,7 +374,7 @@ class _Renderer:
             "object": "audio.speech",
             "created": _unix(job.finished_at),
             "model": job.model,
-            "url": artifact_url(self.request, self.settings, artifact),
+            "url": artifact_url(self.request, self.settings, artifact, signed=False),
             "mime_type": artifact.mime_type,
             "bytes": artifact.size_bytes,
             "duration_s": artifact.duration_s,

@@ -1,19 +1,34 @@
-"""Artifact bytes."""
+"""Artifact bytes: with an API key (the team's own artifacts), or through a signed,
+expiring URL from a job response (no key: a browser or a CMS can fetch it)."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from aigc.errors import Gone, NotFound
-from api.auth import authenticate
+from aigc.signing import UrlSigner
+from api.auth import CredentialsDep, authenticate
 from api.deps import SessionDep, StoreDep
 from api.downloads import stored_response
 from api.schemas import BINARY
 from db import jobs as job_queries
 
-router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"], dependencies=[Depends(authenticate)])
+# No router-wide authentication: the route authenticates a key itself where the URL is not
+# signed.
+router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"])
+
+# Taken as text and checked by aigc.signing: any malformed value is a 403 like a wrong one.
+Expires = Annotated[
+    str | None,
+    Query(description="Of a signed URL: when it stops working, in unix seconds."),
+]
+Signature = Annotated[
+    str | None,
+    Query(description="Of a signed URL: HMAC-SHA256 of the artifact id and `expires`, hex."),
+]
 
 
 @router.get(
@@ -27,14 +42,29 @@ router = APIRouter(prefix="/v1/artifacts", tags=["artifacts"], dependencies=[Dep
         },
         206: {"description": "The range asked for", "content": {"*/*": {"schema": BINARY}}},
         304: {"description": "Not modified: the ETag (the sha256) matches If-None-Match"},
+        401: {"description": "Not signed, and no valid API key"},
+        403: {"description": "Signed, but expired, altered or malformed"},
         410: {"description": "The artifact's bytes are no longer stored"},
         416: {"description": "The range starts past the end"},
     },
 )
 def artifact_content(
-    artifact_id: uuid.UUID, request: Request, session: SessionDep, store: StoreDep
+    artifact_id: uuid.UUID,
+    request: Request,
+    session: SessionDep,
+    store: StoreDep,
+    credentials: CredentialsDep,
+    expires: Expires = None,
+    signature: Signature = None,
 ) -> Response:
-    """The artifact's bytes, with its content type (HTTP ranges; ETag is the sha256)."""
+    """The artifact's bytes, with its content type (HTTP ranges; ETag is the sha256). A
+    signed URL (`expires`, `signature`) needs no key and decides alone; without one, the
+    API key's team must own the artifact."""
+    if expires is None and signature is None:
+        authenticate(session, credentials)  # 401, or the session sees only the team's rows
+    else:
+        signer: UrlSigner = request.app.state.url_signer
+        signer.check(artifact_id, expires, signature)  # 403
     artifact = job_queries.get_artifact(session, artifact_id)
     if artifact is None:
         raise NotFound("artifact", artifact_id)

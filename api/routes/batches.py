@@ -36,9 +36,17 @@ from aigc.vocab import (
     Kind,
     Priority,
 )
+from api import quotas
 from api.auth import Caller, CallerDep, authenticate
 from api.batching import accept_batch, validate_lines
-from api.deps import CatalogDep, CeleryDep, SessionDep, SettingsDep, StoreDep
+from api.deps import (
+    BrokerClientDep,
+    CatalogDep,
+    CeleryDep,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+)
 from api.downloads import NOSNIFF, stored_response
 from api.errors import invalid_request
 from api.idempotency import (
@@ -177,6 +185,7 @@ def _load_batch(session: Any, batch_id: uuid.UUID) -> tuple[Batch, batch_queries
     responses={
         202: {"model": BatchObject, "description": "Accepted: every job is stored, queued"},
         413: {"description": "The body is larger than the batch size limit"},
+        **quotas.TOO_MANY_REQUESTS,
     },
 )
 async def create_batch(
@@ -187,6 +196,7 @@ async def create_batch(
     catalog: CatalogDep,
     celery: CeleryDep,
     caller: CallerDep,
+    broker: BrokerClientDep,
     priority: Annotated[
         Priority, Query(description="For a JSONL upload.")
     ] = DEFAULT_BATCH_PRIORITY,
@@ -214,6 +224,7 @@ async def create_batch(
         )
         if replay is not None:
             return replay
+    await run_in_threadpool(quotas.check_rate, session, broker, caller)
 
     def remember_response(batch: Batch) -> None:
         if idempotent is None:
@@ -557,8 +568,10 @@ def result_chunks(
 def _result_line(
     request: Request, settings: Settings, store: ArtifactStore, job: Job
 ) -> dict[str, Any]:
-    """One ResultLine (api.schemas), as a dict: 50,000 of them are built per download."""
-    public = job_public(request, settings, job)
+    """One ResultLine (api.schemas), as a dict: 50,000 of them are built per download.
+    Its artifact URLs are the stable, key-authenticated ones: stored results outlive any
+    signed URL's expiry, and streamed ones read the same."""
+    public = job_public(request, settings, job, signed_urls=False)
     artifacts = []
     for artifact, row in zip(public.artifacts, job.artifacts, strict=True):
         entry = artifact.model_dump(mode="json")

@@ -17,8 +17,9 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 
 from aigc.errors import Conflict, Gone, InvalidRequest, NotFound
 from aigc.storage import ArtifactStore, Content
+from api import quotas
 from api.auth import CallerDep, authenticate
-from api.deps import SessionDep, SettingsDep, StoreDep
+from api.deps import BrokerClientDep, SessionDep, SettingsDep, StoreDep
 from api.downloads import stored_response
 from api.schemas import BINARY
 from db import files as file_queries
@@ -210,7 +211,10 @@ def _create_file(
     "",
     name="upload_file",
     openapi_extra=UPLOAD_BODY_DOC,
-    responses={413: {"description": "The file is larger than the batch size limit"}},
+    responses={
+        413: {"description": "The file is larger than the batch size limit"},
+        **quotas.TOO_MANY_REQUESTS,
+    },
 )
 async def upload_file(
     request: Request,
@@ -218,8 +222,11 @@ async def upload_file(
     settings: SettingsDep,
     store: StoreDep,
     caller: CallerDep,
+    broker: BrokerClientDep,
 ) -> FileObject:
     """Upload a file (multipart: `file`, `purpose=batch`), up to the batch size limit."""
+    # Before the body is read: a refused upload costs no spooling.
+    await run_in_threadpool(quotas.check_rate, session, broker, caller)
     form = await _read_form(request)
     try:
         _check_fields(form)

@@ -11,8 +11,16 @@ from sqlalchemy.exc import IntegrityError
 
 from aigc.errors import Conflict, NotFound
 from aigc.vocab import JobStatus, Kind
+from api import quotas
 from api.auth import CallerDep, authenticate
-from api.deps import CatalogDep, CeleryDep, SessionDep, SettingsDep, StoreDep
+from api.deps import (
+    BrokerClientDep,
+    CatalogDep,
+    CeleryDep,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+)
 from api.idempotency import (
     IdempotencyKeyHeader,
     IdempotentRequest,
@@ -37,7 +45,7 @@ router = APIRouter(
 MAX_PAGE_SIZE = 100
 
 
-@router.post("", status_code=202, response_model=JobPublic)
+@router.post("", status_code=202, response_model=JobPublic, responses=quotas.TOO_MANY_REQUESTS)
 def submit_job(
     body: JobCreate,
     request: Request,
@@ -47,6 +55,7 @@ def submit_job(
     catalog: CatalogDep,
     celery: CeleryDep,
     caller: CallerDep,
+    broker: BrokerClientDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JobPublic | JSONResponse:
     """Submit a generation job; it is stored as `queued` before this answers."""
@@ -59,7 +68,9 @@ def submit_job(
     )
     if idempotent and (replay := replay_if_seen(session, idempotent, settings.idempotency_ttl_s)):
         return replay
+    quotas.check_rate(session, broker, caller)
     valid = validate_job(body, catalog, settings)
+    quotas.check_queue(session, caller, adding=1)
     job = job_queries.create_job(
         session,
         kind=valid.kind,

@@ -260,6 +260,14 @@ def test_flower_requires_credentials() -> None:
     assert "--no-auth" not in service_command("flower")
 
 
+def test_api_requires_the_url_signing_key() -> None:
+    # Replicas generating keys of their own would refuse each other's signed URLs.
+    value = str(services()["api"]["environment"]["AIGC_URL_SIGNING_KEY"])
+    assert value.startswith("${AIGC_URL_SIGNING_KEY:?"), value
+    uses = re.findall(r"\$\{AIGC_URL_SIGNING_KEY([^}]*)\}", COMPOSE_FILE.read_text())
+    assert uses and all(u.startswith(":?") for u in uses), uses
+
+
 def test_worker_image_torch_is_the_tested_one() -> None:
     pinned = dockerfile_args("Dockerfile.worker")["TORCH_VERSION"]
     build_args = services()["worker-text"]["build"]["args"]
