@@ -91,11 +91,13 @@ def install_error_handlers(app: FastAPI) -> None:
         if status >= 500:
             log.error("unexpected %s: %s", exc.code, exc.message)
         count = exc.error_count if isinstance(exc, InvalidBatch) else None
-        headers = (
-            {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, TooManyRequests) else None
-        )
+        headers: dict[str, str] = {}
+        if isinstance(exc, TooManyRequests):
+            headers["Retry-After"] = str(exc.retry_after_s)
+        if isinstance(exc, Unauthorized):
+            headers["WWW-Authenticate"] = "Bearer"  # RFC 9110: a 401 names its scheme
         return JSONResponse(
-            error_body(exc.code, exc.message, exc.errors, count), status, headers=headers
+            error_body(exc.code, exc.message, exc.errors, count), status, headers=headers or None
         )
 
     @app.exception_handler(RequestValidationError)

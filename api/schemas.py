@@ -354,7 +354,7 @@ class TeamLimits(BaseModel):
     )
     rate_per_s: float | None = Field(
         None,
-        ge=0,
+        gt=0,
         le=MAX_TEAM_RATE_PER_S,
         allow_inf_nan=False,
         description="Job submissions per second; null: no limit",

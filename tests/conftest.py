@@ -141,6 +141,12 @@ def tiny_models(model_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def var_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's AIGC_VAR_DIR (its URL-signing key lives there), not the checkout's."""
+    return tmp_path_factory.mktemp("var")
+
+
+@pytest.fixture(scope="session")
 def artifact_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("artifacts")
 
@@ -157,13 +163,19 @@ def clean_state(db_engine: sa.Engine, redis_url: str) -> None:
 
 @pytest.fixture
 def settings(
-    database_url: str, redis_url: str, artifact_dir: Path, model_dir: Path, clean_state: None
+    database_url: str,
+    redis_url: str,
+    artifact_dir: Path,
+    model_dir: Path,
+    var_dir: Path,
+    clean_state: None,
 ) -> Settings:
     return Settings(
         database_url=database_url,
         redis_url=redis_url,
         artifact_dir=artifact_dir,
         model_dir=model_dir,
+        var_dir=var_dir,
         profile="offline",
     )
 

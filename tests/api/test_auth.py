@@ -159,6 +159,7 @@ def logging_api(
         AIGC_REDIS_URL=settings.redis_url or "",
         AIGC_ARTIFACT_DIR=str(settings.artifact_dir),
         AIGC_MODEL_DIR=str(settings.model_dir),
+        AIGC_VAR_DIR=str(settings.var_dir),
         AIGC_PROFILE="offline",
     )
     port = free_port()

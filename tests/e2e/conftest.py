@@ -30,13 +30,14 @@ OPENAI_ALIASES = {"gpt-4o-mini": "tiny-text", "dall-e-3": "tiny-image", "tts-1":
 
 @pytest.fixture(scope="session")
 def live_env(
-    database_url: str, redis_url: str, artifact_dir: Path, tiny_models: Path
+    database_url: str, redis_url: str, artifact_dir: Path, tiny_models: Path, var_dir: Path
 ) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         AIGC_DATABASE_URL=database_url,
         AIGC_REDIS_URL=redis_url,
         AIGC_ARTIFACT_DIR=str(artifact_dir),
+        AIGC_VAR_DIR=str(var_dir),
         AIGC_MODEL_DIR=str(tiny_models),
         AIGC_PROFILE="offline",
         # OpenAI's names run only where an operator maps them to a served model.
