@@ -121,3 +121,11 @@ def check_queue(session: Session, caller: Caller, adding: int) -> None:
         f"running; {advice}",
         retry_after_s=QUEUE_FULL_RETRY_AFTER_S,
     )
+
+
+def check_requeue(session: Session, caller: Caller) -> None:
+    """After a retry put jobs back in the queue (in the caller's transaction): QuotaExceeded,
+    with the requeue rolled back, when the team is now past its max_queued. Admin keys
+    manage every team and are not held to a team's limit."""
+    if not caller.is_admin:
+        check_queue(session, caller, adding=0)

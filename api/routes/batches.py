@@ -374,7 +374,12 @@ def cancel_batch(batch_id: uuid.UUID, request: Request, session: SessionDep) -> 
     return render_batch(request, session, batch, counts)
 
 
-@router.post("/{batch_id}/retry", name="retry_batch", response_model=None, responses=BATCH_RESPONSE)
+@router.post(
+    "/{batch_id}/retry",
+    name="retry_batch",
+    response_model=None,
+    responses={**BATCH_RESPONSE, **quotas.TOO_MANY_REQUESTS},
+)
 def retry_batch(
     batch_id: uuid.UUID,
     request: Request,
@@ -382,10 +387,12 @@ def retry_batch(
     settings: SettingsDep,
     celery: CeleryDep,
     store: StoreDep,
+    caller: CallerDep,
     include_canceled: bool = False,
 ) -> dict[str, Any]:
     """Re-queue the batch's failed jobs (and canceled ones with `include_canceled=true`);
-    succeeded jobs and their artifacts are kept."""
+    succeeded jobs and their artifacts are kept. A team at its max_queued gets a 429 and
+    nothing changes."""
     batch = batch_queries.get_batch(session, batch_id)
     if batch is None:
         raise NotFound("batch", batch_id)
@@ -396,6 +403,8 @@ def retry_batch(
     # rendered anew at its end.
     batch.output_file_id = batch.error_file_id = None
     requeued = job_queries.requeue_jobs(session, statuses=statuses, batch_id=batch_id)
+    if requeued:
+        quotas.check_requeue(session, caller)
     stale_results = (
         batch_queries.clear_batch_results(session, batch_id=batch_id) if requeued else None
     )

@@ -151,7 +151,7 @@ def cancel_job(
     return job_public(request, settings, job)
 
 
-@router.post("/{job_id}/retry", response_model=JobPublic)
+@router.post("/{job_id}/retry", response_model=JobPublic, responses=quotas.TOO_MANY_REQUESTS)
 def retry_job(
     job_id: uuid.UUID,
     request: Request,
@@ -159,11 +159,15 @@ def retry_job(
     settings: SettingsDep,
     celery: CeleryDep,
     store: StoreDep,
+    caller: CallerDep,
 ) -> JobPublic:
-    """Re-queue a failed or canceled job; any other status answers 409."""
+    """Re-queue a failed or canceled job; any other status answers 409, and a team at its
+    max_queued 429."""
     requeued = job_queries.requeue_jobs(
         session, statuses=(JobStatus.FAILED, JobStatus.CANCELED), job_id=job_id
     )
+    if requeued:
+        quotas.check_requeue(session, caller)
     # The batch's stored results no longer describe it: they are written anew at its end.
     batch_ids = {job.batch_id for job in requeued if job.batch_id is not None}
     stale_results = [batch_queries.clear_batch_results(session, batch_id=b) for b in batch_ids]

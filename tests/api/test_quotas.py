@@ -93,6 +93,28 @@ def test_max_queued_refuses_jobs_and_batches_past_it(
     assert api.post("/v1/jobs", json=JOB, headers=limited.headers).status_code == 202
 
 
+def test_retries_are_held_to_max_queued_and_change_nothing_when_refused(
+    api: TestClient, new_team: Callable[..., TeamKey]
+) -> None:
+    limited = new_team(max_queued=2)
+    job = api.post("/v1/jobs", json=JOB, headers=limited.headers).json()
+    created = api.post("/v1/batches", json=batch(1), headers=limited.headers).json()
+    api.post(f"/v1/jobs/{job['id']}/cancel", headers=limited.headers).raise_for_status()
+    api.post(f"/v1/batches/{created['id']}/cancel", headers=limited.headers).raise_for_status()
+    # The queue is empty; fill it, then retries would pass the limit.
+    for _ in range(2):
+        assert api.post("/v1/jobs", json=JOB, headers=limited.headers).status_code == 202
+    refused = api.post(f"/v1/jobs/{job['id']}/retry", headers=limited.headers)
+    assert_too_many(refused, "quota_exceeded", "max_queued", "2")
+    assert api.get(f"/v1/jobs/{job['id']}", headers=limited.headers).json()["status"] == "canceled"
+    refused = api.post(
+        f"/v1/batches/{created['id']}/retry?include_canceled=true", headers=limited.headers
+    )
+    assert_too_many(refused, "quota_exceeded", "max_queued", "2")
+    after = api.get(f"/v1/batches/{created['id']}", headers=limited.headers).json()
+    assert (after["status"], after["counts"]["canceled"]) == ("canceled", 1)
+
+
 def test_a_batch_larger_than_max_queued_says_to_split_it(
     api: TestClient, db_engine: sa.Engine, new_team: Callable[..., TeamKey]
 ) -> None:
