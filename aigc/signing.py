@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import secrets
 import time
 import uuid
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 from aigc.errors import Forbidden
+from aigc.private_file import create_private
 from aigc.settings import Settings
 
 KEY_FILE = "url-signing-key"
@@ -39,21 +38,9 @@ def load_or_create_key(var_dir: Path) -> str:
     """The key kept in `var_dir`, made on first use. Creation is atomic (a complete file is
     linked into place), so processes starting together all end up with the same key."""
     path = var_dir / KEY_FILE
-    try:
-        return _read_key(path)
-    except FileNotFoundError:
-        pass
-    var_dir.mkdir(parents=True, exist_ok=True)
-    temporary = var_dir / f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(KEY_BYTES) + "\n")
+    if not path.exists():
         # Where another process made it first, theirs is the key.
-        with suppress(FileExistsError):
-            os.link(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+        create_private(path, secrets.token_hex(KEY_BYTES) + "\n")
     return _read_key(path)
 
 

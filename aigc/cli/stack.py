@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 
 from aigc.cli.common import api_key_path
+from aigc.private_file import create_private
 from aigc.servers import EmbeddedPostgres, EmbeddedValkey
 from aigc.settings import Settings
 from aigc.signing import url_signing_key
@@ -75,23 +76,6 @@ def generate_flower_credentials() -> str:
     return f"{FLOWER_USER}:{secrets.token_urlsafe(FLOWER_PASSWORD_BYTES)}"
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write `path` readable by its owner alone from its first byte (created 0600 under a
-    temporary name, then renamed over `path`)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.part")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        partial.replace(path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-
-
 def ensure_admin_key(database_url: str, path: Path) -> bool:
     """On first start (no key file yet): an admin key of team `default`, written to `path`
     (mode 0600). True when a key was made. The key itself is never logged."""
@@ -115,7 +99,7 @@ def ensure_admin_key(database_url: str, path: Path) -> bool:
             )
             session.commit()
             # Should writing fail, the key is held by nobody: harmless, and revocable.
-            write_private(path, new.key + "\n")
+            create_private(path, new.key + "\n")
             log.info("admin key %s of team %s written to %s", row.prefix, team.name, path)
             return True
     finally:
