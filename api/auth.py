@@ -4,8 +4,6 @@ not there; an admin key's session sees every team."""
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends
@@ -14,25 +12,17 @@ from sqlalchemy.orm import Session
 
 from aigc.apikeys import looks_like_key
 from aigc.errors import Forbidden, Unauthorized
-from aigc.vocab import Role
 from api.deps import get_session
 from db import teams as team_queries
 from db.scope import scope_to_team
+from db.teams import KeyOwner
 
 # Documents the scheme in OpenAPI; the check below answers every failure the same way.
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`.")
 
 
-@dataclass(frozen=True)
-class Caller:
-    team_id: uuid.UUID
-    team_name: str
-    key_prefix: str
-    role: Role
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == Role.ADMIN
+# The caller is the key's owner: its team, key prefix, role and the team's limits.
+Caller = KeyOwner
 
 
 def authenticate(
@@ -47,10 +37,9 @@ def authenticate(
     owner = team_queries.key_owner(session, key)
     if owner is None:
         raise Unauthorized()
-    caller = Caller(owner.team_id, owner.team_name, owner.key_prefix, owner.role)
-    if not caller.is_admin:
-        scope_to_team(session, caller.team_id)
-    return caller
+    if not owner.is_admin:
+        scope_to_team(session, owner.team_id)
+    return owner
 
 
 def require_admin(caller: Annotated[Caller, Depends(authenticate)]) -> Caller:

@@ -74,10 +74,10 @@ def burst(rate_per_s: float) -> float:
     return max(1.0, rate_per_s)
 
 
-def check_rate(session: Session, broker: Redis, caller: Caller) -> None:
+def check_rate(broker: Redis, caller: Caller) -> None:
     """Take one submission from the team's bucket; RateLimited when it is empty. With Redis
     unreachable the limit is not enforced (logged): submissions must not depend on it."""
-    rate = team_queries.team_limits(session, team_id=caller.team_id).rate_per_s
+    rate = caller.limits.rate_per_s
     if rate is None:
         return
     try:
@@ -103,7 +103,7 @@ def check_queue(session: Session, caller: Caller, adding: int) -> None:
     """QuotaExceeded when the team's queued and running jobs plus `adding` new ones would
     pass its max_queued. Where the team has a limit, its row stays locked until the
     caller's transaction ends, so concurrent submissions cannot both squeeze under it."""
-    if team_queries.team_limits(session, team_id=caller.team_id).max_queued is None:
+    if caller.limits.max_queued is None:
         return
     limit = team_queries.team_limits(session, team_id=caller.team_id, lock=True).max_queued
     if limit is None:

@@ -41,7 +41,7 @@ def scoped_like(session: Session, like: Session) -> Session:
 
 @event.listens_for(Session, "do_orm_execute")
 def _only_the_teams_rows(state: ORMExecuteState) -> None:
-    team_id = state.session.info.get(TEAM_KEY)
+    team_id = scoped_team(state.session)
     if team_id is None or state.is_column_load:
         return
     if state.is_select or state.is_update or state.is_delete:

@@ -23,21 +23,27 @@ LAST_USED_RESOLUTION_S = 60
 
 
 @dataclass(frozen=True)
-class KeyOwner:
-    """Who a valid key speaks for."""
-
-    team_id: uuid.UUID
-    team_name: str
-    key_prefix: str
-    role: Role
-
-
-@dataclass(frozen=True)
 class TeamLimits:
     """A team's limits checked at submission; None is unlimited."""
 
     max_queued: int | None
     rate_per_s: float | None
+
+
+@dataclass(frozen=True)
+class KeyOwner:
+    """Who a valid key speaks for, with the team's limits as of this request (read with
+    the key: a submission needs no second query to know whether it is limited)."""
+
+    team_id: uuid.UUID
+    team_name: str
+    key_prefix: str
+    role: Role
+    limits: TeamLimits
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
 
 
 def team_limits(session: Session, *, team_id: uuid.UUID, lock: bool = False) -> TeamLimits:
@@ -111,26 +117,38 @@ def revoke_key(session: Session, prefix: str) -> bool:
 
 def key_owner(session: Session, key: str) -> KeyOwner | None:
     """The team and role of a live key, None for an unknown or revoked one. Marks the key
-    used (at most once a minute)."""
+    used (at most once a minute): one query in the common case, a write only when stale."""
+    stale = or_(
+        ApiKey.last_used_at.is_(None),
+        ApiKey.last_used_at < seconds_ago(LAST_USED_RESOLUTION_S),
+    )
     found = session.execute(
-        select(ApiKey.id, ApiKey.team_id, Team.name, ApiKey.prefix, ApiKey.role)
+        select(
+            ApiKey.id,
+            ApiKey.team_id,
+            Team.name,
+            ApiKey.prefix,
+            ApiKey.role,
+            Team.max_queued,
+            Team.rate_per_s,
+            stale,
+        )
         .join(Team, Team.id == ApiKey.team_id)
         .where(ApiKey.sha256 == key_sha256(key), ApiKey.revoked_at.is_(None))
     ).first()
     if found is None:
         return None
-    key_id, team_id, team_name, prefix, role = found
-    touched = session.execute(
-        update(ApiKey)
-        .where(
-            ApiKey.id == key_id,
-            or_(
-                ApiKey.last_used_at.is_(None),
-                ApiKey.last_used_at < seconds_ago(LAST_USED_RESOLUTION_S),
-            ),
+    key_id, team_id, team_name, prefix, role, max_queued, rate_per_s, is_stale = found
+    if is_stale:
+        touched = session.execute(
+            update(ApiKey).where(ApiKey.id == key_id, stale).values(last_used_at=func.now())
         )
-        .values(last_used_at=func.now())
+        if affected_rows(touched):
+            session.commit()
+    return KeyOwner(
+        team_id=team_id,
+        team_name=team_name,
+        key_prefix=prefix,
+        role=Role(role),
+        limits=TeamLimits(max_queued=max_queued, rate_per_s=rate_per_s),
     )
-    if affected_rows(touched):
-        session.commit()
-    return KeyOwner(team_id=team_id, team_name=team_name, key_prefix=prefix, role=Role(role))

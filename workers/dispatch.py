@@ -105,4 +105,4 @@ def publish_chunks(app: Celery, chunks: Iterable[Chunk]) -> int:
 
 def publish_job(app: Celery, job: JobRef) -> bool:
     """Send one job; False when the broker could not take it (the job stays queued)."""
-    return publish_chunks(app, [Chunk(job.kind, job.priority, (job.id,), job.batch_id)]) == 1
+    return publish_chunks(app, chunk_jobs([job], {})) == 1

@@ -224,7 +224,7 @@ async def create_batch(
         )
         if replay is not None:
             return replay
-    await run_in_threadpool(quotas.check_rate, session, broker, caller)
+    await run_in_threadpool(quotas.check_rate, broker, caller)
 
     def remember_response(batch: Batch) -> None:
         if idempotent is None:

@@ -226,7 +226,7 @@ async def upload_file(
 ) -> FileObject:
     """Upload a file (multipart: `file`, `purpose=batch`), up to the batch size limit."""
     # Before the body is read: a refused upload costs no spooling.
-    await run_in_threadpool(quotas.check_rate, session, broker, caller)
+    await run_in_threadpool(quotas.check_rate, broker, caller)
     form = await _read_form(request)
     try:
         _check_fields(form)

@@ -68,7 +68,7 @@ def submit_job(
     )
     if idempotent and (replay := replay_if_seen(session, idempotent, settings.idempotency_ttl_s)):
         return replay
-    quotas.check_rate(session, broker, caller)
+    quotas.check_rate(broker, caller)
     valid = validate_job(body, catalog, settings)
     quotas.check_queue(session, caller, adding=1)
     job = job_queries.create_job(
