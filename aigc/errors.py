@@ -9,7 +9,7 @@ attribute, and `error_code` reads them.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 
 class ErrorCode(StrEnum):
@@ -63,11 +63,11 @@ class InvalidRequest(AigcError):
     code = ErrorCode.INVALID_REQUEST
 
     @classmethod
-    def for_field(cls, field: str, message: str) -> InvalidRequest:
+    def for_field(cls, field: str, message: str) -> Self:
         return cls(f"{field}: {message}", [{"field": field, "message": message}])
 
     @classmethod
-    def from_errors(cls, errors: list[FieldError]) -> InvalidRequest:
+    def from_errors(cls, errors: list[FieldError]) -> Self:
         return cls("; ".join(f"{e['field']}: {e['message']}" for e in errors), errors)
 
 

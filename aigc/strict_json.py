@@ -63,12 +63,12 @@ def loads(data: bytes | str, *, root: str = "body", max_depth: int = MAX_DEPTH) 
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise _error(root, f"is not valid UTF-8 (byte {exc.start})") from exc
+            raise InvalidJson.for_field(root, f"is not valid UTF-8 (byte {exc.start})") from exc
     else:
         text = data
     depth = nesting_depth(text, stop_after=_PATH_SEARCH_DEPTH)
     if depth > _PATH_SEARCH_DEPTH:
-        raise _error(root, f"nests deeper than {max_depth} levels")
+        raise InvalidJson.for_field(root, f"nests deeper than {max_depth} levels")
     try:
         raw = json.loads(
             text,
@@ -78,11 +78,11 @@ def loads(data: bytes | str, *, root: str = "body", max_depth: int = MAX_DEPTH) 
             object_pairs_hook=_Pairs,
         )
     except json.JSONDecodeError as exc:
-        raise _error(
+        raise InvalidJson.for_field(
             root, f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from exc
     except RecursionError as exc:  # a nesting the depth scan did not see; never a 500
-        raise _error(root, f"nests deeper than {max_depth} levels") from exc
+        raise InvalidJson.for_field(root, f"nests deeper than {max_depth} levels") from exc
     errors: list[FieldError] = []
     value = _checked(raw, [], 1, max_depth, errors)
     if errors:
@@ -123,10 +123,6 @@ def field_name(path: list[str | int]) -> str:
         else:
             out += f"[{json.dumps(part, ensure_ascii=True)}]"
     return out
-
-
-def _error(field: str, message: str) -> InvalidJson:
-    return InvalidJson(f"{field}: {message}", [{"field": field, "message": message}])
 
 
 def _constant(name: str) -> _Rejected:

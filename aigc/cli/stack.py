@@ -99,7 +99,9 @@ def ensure_admin_key(database_url: str, path: Path) -> bool:
             )
             session.commit()
             # Should writing fail, the key is held by nobody: harmless, and revocable.
-            create_private(path, new.key + "\n")
+            if not create_private(path, new.key + "\n"):
+                log.warning("%s appeared meanwhile; key %s is unused: revoke it", path, row.prefix)
+                return False
             log.info("admin key %s of team %s written to %s", row.prefix, team.name, path)
             return True
     finally:

@@ -170,8 +170,6 @@ def teams_create(
 
     body = _validated(TeamCreate, {"name": name, **_limits(weight, max_queued, max_running, rate)})
     with _session() as session:
-        if team_queries.get_team(session, name) is not None:
-            raise CommandFailed(f"team {name} already exists")
         try:
             team = team_queries.create_team(session, **body.model_dump())
         except IntegrityError as exc:

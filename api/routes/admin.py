@@ -91,14 +91,11 @@ def _team(session: Session, name: str) -> Team:
 @router.post("/teams", status_code=201, response_model=TeamPublic, responses=CONFLICT_RESPONSE)
 def create_team(body: TeamCreate, session: SessionDep) -> TeamPublic:
     """Create a team; a name in use answers 409."""
-    if team_queries.get_team(session, body.name) is not None:
-        raise Conflict(f"team {body.name} already exists")
     try:
         team = team_queries.create_team(session, **body.model_dump())
         session.commit()
     except IntegrityError as exc:
-        # Created by a concurrent request between the check and the insert.
-        session.rollback()
+        session.rollback()  # the name is unique: it is in use
         raise Conflict(f"team {body.name} already exists") from exc
     return team_public(team)
 

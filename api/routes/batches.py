@@ -76,6 +76,7 @@ router = APIRouter(prefix="/v1/batches", tags=["batches"], dependencies=[Depends
 
 JSONL_TYPES = ("application/x-ndjson", "application/jsonl", "application/x-jsonlines", "text/jsonl")
 MAX_PAGE_SIZE = 1000
+MAX_LINE = 2**31 - 1  # jobs.line is a 32-bit integer: a larger cursor is a 422, not a 500
 RESULTS_PAGE = 500  # jobs read per query while writing or streaming results
 RESULTS_MEDIA_TYPE = "application/x-ndjson"
 
@@ -425,7 +426,7 @@ def list_batch_jobs(
     status: JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
     cursor: Annotated[
-        int | None, Query(ge=0, description="next_cursor of the previous page")
+        int | None, Query(ge=0, le=MAX_LINE, description="next_cursor of the previous page")
     ] = None,
 ) -> JobList:
     """The batch's jobs in input order, optionally only those in one status."""

@@ -169,12 +169,13 @@ def retry_job(
     if requeued:
         quotas.check_requeue(session, caller)
     # The batch's stored results no longer describe it: they are written anew at its end.
-    batch_ids = {job.batch_id for job in requeued if job.batch_id is not None}
-    stale_results = [batch_queries.clear_batch_results(session, batch_id=b) for b in batch_ids]
+    batch_id = requeued[0].batch_id if requeued else None
+    stale_results = (
+        batch_queries.clear_batch_results(session, batch_id=batch_id) if batch_id else None
+    )
     session.commit()
-    for key in stale_results:
-        if key is not None:
-            store.delete(key)
+    if stale_results is not None:
+        store.delete(stale_results)
     job = job_queries.get_job(session, job_id)
     if job is None:
         raise NotFound("job", job_id)

@@ -142,3 +142,10 @@ def test_unknown_batch_is_404(client: TestClient) -> None:
     assert client.get(f"/v1/batches/{missing}").status_code == 404
     assert client.post(f"/v1/batches/{missing}/cancel").status_code == 404
     assert client.get(f"/v1/batches/{missing}/results").status_code == 404
+
+
+def test_a_cursor_past_any_line_is_a_422_naming_it(client: TestClient) -> None:
+    batch = client.post("/v1/batches", json={"jobs": [{"kind": "text", "prompt": "x"}]}).json()
+    response = client.get(f"/v1/batches/{batch['id']}/jobs", params={"cursor": 3_000_000_000})
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["error"]["errors"]] == ["cursor"]
