@@ -94,9 +94,17 @@ class Settings(BaseSettings):
     # (its worker died) goes back to the queue, up to max_attempts runs in all.
     lease_s: float = Field(30.0, gt=0)
     max_attempts: int = Field(3, ge=1)
-    # The dispatcher's loop: reap expired leases, republish queued jobs the broker lost.
+    # The dispatcher keeps at most this many messages (chunks) per kind waiting in the
+    # broker, refilled from PostgreSQL as workers take them. Small keeps fair share sharp
+    # (what is in the broker is past choosing); it must cover the chunks workers take
+    # between two refills, a few milliseconds apart.
+    dispatch_window: int = Field(2, ge=1)
+    # Seconds between refills when no notification wakes the dispatcher.
+    dispatch_poll_s: float = Field(1.0, gt=0)
+    # Seconds between maintenance rounds: reap expired leases, rebuild what the broker lost.
     dispatch_interval_s: float = Field(5.0, gt=0)
-    # A queued job younger than this is left to the API that is publishing it.
+    # A dispatched job no worker claimed within this, and that the broker does not hold,
+    # waits to be sent again.
     dispatch_grace_s: float = Field(10.0, ge=0)
     # Seconds a job may run before it fails with `timeout` (checked between steps); past
     # the limit plus hard_limit_grace_s the worker process exits and is restarted.

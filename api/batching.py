@@ -1,12 +1,11 @@
 """Accepting a batch: validate every line before storing anything, then one transaction
-with a bulk insert, then chunked publishing after commit."""
+with a bulk insert (COPY) that wakes the dispatcher at commit; nothing is published here."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from celery import Celery
 from sqlalchemy.orm import Session
 
 from aigc.errors import ErrorCode, InvalidBatch, InvalidRequest
@@ -18,7 +17,6 @@ from api.quotas import check_queue
 from api.validation import ValidJob
 from db.batches import create_batch
 from db.tables import Batch
-from workers.dispatch import JobRef, chunk_jobs, publish_chunks
 
 
 def _whole_batch_error(field: str, message: str) -> InvalidBatch:
@@ -69,8 +67,6 @@ def validate_lines(
 
 def accept_batch(
     session: Session,
-    celery: Celery,
-    settings: Settings,
     *,
     jobs: list[ValidJob],
     priority: str,
@@ -80,12 +76,13 @@ def accept_batch(
     before_commit: Callable[[Batch], None] | None = None,
     **openai_fields: Any,
 ) -> Batch:
-    """Store the batch and its jobs in one transaction, then publish them in chunks.
+    """Store the batch and its jobs in one transaction; the dispatcher, notified at commit,
+    sends them to the workers by the team's fair share.
 
     `before_commit` runs inside that transaction with the stored batch (the idempotency
     record goes in with it). The team's max_queued is checked first."""
     check_queue(session, caller, adding=len(jobs))
-    batch, job_ids = create_batch(
+    batch, _ = create_batch(
         session,
         jobs=jobs,
         priority=priority,
@@ -98,9 +95,4 @@ def accept_batch(
     if before_commit is not None:
         before_commit(batch)
     session.commit()
-    refs = [
-        JobRef(job_id, job.kind, job.model, priority, batch.id)
-        for job_id, job in zip(job_ids, jobs, strict=True)
-    ]
-    publish_chunks(celery, chunk_jobs(refs, settings.chunk_sizes))
     return batch

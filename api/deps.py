@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from celery import Celery
 from fastapi import Depends, Request
 from redis import Redis
 from sqlalchemy.orm import Session
@@ -29,10 +28,6 @@ def get_catalog(request: Request) -> Catalog:
     return request.app.state.catalog  # type: ignore[no-any-return]
 
 
-def get_celery(request: Request) -> Celery:
-    return request.app.state.celery
-
-
 def get_store(request: Request) -> ArtifactStore:
     return request.app.state.store  # type: ignore[no-any-return]
 
@@ -44,6 +39,5 @@ def get_broker_client(request: Request) -> Redis:
 SessionDep = Annotated[Session, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
-CeleryDep = Annotated[Celery, Depends(get_celery)]
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 BrokerClientDep = Annotated[Redis, Depends(get_broker_client)]

@@ -17,7 +17,6 @@ from api.limits import BodySizeLimit
 from api.openapi import install_docs, operation_id
 from api.routes import admin, artifacts, batches, files, health, jobs, models
 from db.session import make_session_factory
-from workers.celery_app import create_celery_app
 
 
 @asynccontextmanager
@@ -46,7 +45,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.session_factory = make_session_factory(app.state.engine)
     app.state.catalog = build_catalog(settings)
     app.state.store = LocalStore(settings.artifact_dir)
-    app.state.celery = create_celery_app(settings)
     app.state.broker_client = broker_client(settings)
     # Fails the start, saying why, when no signing key can be had (aigc.signing).
     app.state.url_signer = UrlSigner.from_settings(settings)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from aigc.ids import uuid7
 from aigc.vocab import ACTIVE_JOB_STATUSES, BatchApi, BatchStatus, JobStatus
+from db.dispatch_queue import notify_dispatcher
 from db.session import affected_rows
 from db.tables import Batch, Job
 
@@ -67,7 +68,8 @@ def create_batch(
     **openai_fields: Any,
 ) -> tuple[Batch, list[uuid.UUID]]:
     """Insert the batch and all its jobs in the caller's transaction; returns the job ids in
-    input order. Jobs go in with one COPY: tens of thousands of rows in well under a second."""
+    input order. Jobs go in with one COPY: tens of thousands of rows in well under a second;
+    the dispatcher is woken when the transaction commits."""
     batch = Batch(
         id=uuid7(),
         team_id=team_id,
@@ -90,6 +92,7 @@ def create_batch(
                     key_prefix,
                 )
             )  # fmt: skip
+    notify_dispatcher(session)
     return batch, job_ids
 
 

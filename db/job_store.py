@@ -12,6 +12,7 @@ from typing import Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from db import jobs as job_queries
+from db.dispatch_queue import notify_dispatcher
 from db.jobs import ClaimedJob, NewArtifact
 
 
@@ -75,7 +76,10 @@ class JobStore(Protocol):
 
 class SqlJobStore:
     """The jobs table in PostgreSQL: one transaction per call. Callers retry transient
-    errors (workers.retry), which is safe because every change is conditional."""
+    errors (workers.retry), which is safe because every change is conditional.
+
+    A claim takes a message off the broker's window and an outcome frees a place under the
+    team's max_running (or puts a job back to wait): each wakes the dispatcher."""
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self.session_factory = session_factory
@@ -84,7 +88,9 @@ class SqlJobStore:
         self, job_ids: Sequence[uuid.UUID], *, worker: str, lease_s: float
     ) -> list[ClaimedJob]:
         with self.session_factory.begin() as session:
-            return job_queries.claim_jobs(session, job_ids, worker=worker, lease_s=lease_s)
+            claimed = job_queries.claim_jobs(session, job_ids, worker=worker, lease_s=lease_s)
+            notify_dispatcher(session)
+            return claimed
 
     def renew_leases(self, runs: Mapping[uuid.UUID, int], *, worker: str, lease_s: float) -> int:
         with self.session_factory.begin() as session:
@@ -117,14 +123,17 @@ class SqlJobStore:
         progress: tuple[int, int] | None = None,
     ) -> set[uuid.UUID]:
         with self.session_factory.begin() as session:
-            return job_queries.succeed_jobs(
+            recorded = job_queries.succeed_jobs(
                 session, worker=worker, runs=runs, artifacts=artifacts, progress=progress
             )
+            notify_dispatcher(session)
+            return recorded
 
     def fail(
         self, job_id: uuid.UUID, *, worker: str, attempt: int, error_code: str, error_message: str
     ) -> bool:
         with self.session_factory.begin() as session:
+            notify_dispatcher(session)
             return job_queries.fail_job(
                 session,
                 job_id,
@@ -145,6 +154,7 @@ class SqlJobStore:
         error_message: str,
     ) -> str | None:
         with self.session_factory.begin() as session:
+            notify_dispatcher(session)
             return job_queries.release_job(
                 session,
                 job_id,

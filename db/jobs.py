@@ -14,17 +14,19 @@ from sqlalchemy.orm import Session, selectinload
 from aigc.errors import ErrorCode
 from aigc.ids import uuid7
 from aigc.vocab import ACTIVE_JOB_STATUSES, DEFAULT_JOB_PRIORITY, JobStatus
-from db.intervals import seconds_ago, seconds_from_now
+from db.dispatch_queue import notify_dispatcher
+from db.intervals import seconds_from_now
 from db.session import affected_rows
 from db.tables import ARTIFACT_FACTS, Artifact, Job
 
 
 def back_in_queue() -> dict[str, Any]:
     """The fields that put a job back in the queue, the same for every way back (a transient
-    failure, an expired lease, a retry): no worker, lease or progress of the run that ended,
-    and `queued_at` now, so the dispatcher's grace counts from the requeue."""
+    failure, an expired lease, a retry): waiting for the dispatcher again, with no worker,
+    lease or progress of the run that ended."""
     return {
         "status": JobStatus.QUEUED,
+        "dispatched_at": None,
         "worker": None,
         "started_at": None,
         "lease_expires_at": None,
@@ -73,6 +75,7 @@ def create_job(
     )
     session.add(job)
     session.flush()
+    notify_dispatcher(session)
     return job
 
 
@@ -148,6 +151,9 @@ def claim_jobs(
         .where(Job.id.in_(job_ids), Job.status == JobStatus.QUEUED)
         .values(
             status=JobStatus.RUNNING,
+            # A duplicate message may deliver a job the dispatcher had put back to wait:
+            # it is in flight from here on either way (max_running counts it).
+            dispatched_at=func.coalesce(Job.dispatched_at, func.now()),
             worker=worker,
             attempts=Job.attempts + 1,
             started_at=func.now(),
@@ -349,21 +355,6 @@ def reap_expired_leases(session: Session, *, max_attempts: int) -> list[Job]:
     return sorted(requeued, key=lambda job: job.id)
 
 
-def stale_queued_jobs(session: Session, *, older_than_s: float, limit: int) -> Sequence[Any]:
-    """Queued jobs no process has touched for a while, oldest first: the candidates for
-    republishing when the broker does not hold them. Only what dispatch needs (id, kind,
-    model, priority, batch) is read: the scan may cover tens of thousands of waiting jobs."""
-    return session.execute(
-        select(Job.id, Job.kind, Job.model, Job.priority, Job.batch_id)
-        .where(
-            Job.status == JobStatus.QUEUED,
-            Job.queued_at < seconds_ago(older_than_s),
-        )
-        .order_by(Job.queued_at, Job.id)
-        .limit(limit)
-    ).all()
-
-
 def requeue_jobs(
     session: Session,
     *,
@@ -383,18 +374,10 @@ def requeue_jobs(
             {**back_in_queue(), "error_code": None, "error_message": None, "finished_at": None}
         ).returning(Job)
     ).all()
+    if requeued:
+        notify_dispatcher(session)
     return sorted(requeued, key=lambda job: (job.line or 0, job.id))
 
 
 def get_artifact(session: Session, artifact_id: uuid.UUID) -> Artifact | None:
     return session.get(Artifact, artifact_id)
-
-
-def restart_grace(session: Session, job_ids: Sequence[uuid.UUID]) -> None:
-    """Queued jobs just republished: their grace starts again, so the dispatcher's next
-    round leaves them to the workers instead of sending them a second time."""
-    session.execute(
-        update(Job)
-        .where(Job.id.in_(job_ids), Job.status == JobStatus.QUEUED)
-        .values(queued_at=func.now())
-    )

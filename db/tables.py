@@ -36,6 +36,12 @@ NAMING_CONVENTION = {
 }
 
 
+# A queued job the dispatcher has not sent to the broker yet, and a job in the broker or
+# running: the predicates of the partial indexes the dispatcher reads (migration 0007).
+WAITING = "status = 'queued' AND dispatched_at IS NULL"
+IN_FLIGHT = "dispatched_at IS NOT NULL AND status IN ('queued', 'running')"
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -105,9 +111,11 @@ class Job(TeamOwned, Base):
         # Results in input order and status counts per batch.
         Index("ix_jobs_batch_id_line", "batch_id", "line", unique=True),
         Index("ix_jobs_batch_id_status", "batch_id", "status"),
-        # The dispatcher's scans: expired leases and old queued jobs.
+        # The dispatcher's scans: expired leases; per kind, the teams with jobs waiting and
+        # each team's next jobs by tier then age; each team's jobs in flight.
         Index("ix_jobs_running_lease", "lease_expires_at", postgresql_where="status = 'running'"),
-        Index("ix_jobs_queued_at", "queued_at", postgresql_where="status = 'queued'"),
+        Index("ix_jobs_waiting", "kind", "team_id", "priority", "id", postgresql_where=WAITING),
+        Index("ix_jobs_in_flight", "team_id", postgresql_where=IN_FLIGHT),
         # Each team's queued and running jobs, counted against its max_queued at submit.
         Index(
             "ix_jobs_team_id_active",
@@ -142,9 +150,11 @@ class Job(TeamOwned, Base):
     key_prefix: Mapped[str | None] = mapped_column(String(16))
     # Until when the worker running the job holds it; renewed by the worker's heartbeat.
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # When the job last became queued (created or sent back): the dispatcher leaves young
-    # queued jobs to the process that is publishing them.
+    # When the job last became queued (created or sent back).
     queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # When the dispatcher sent it to the broker; NULL while it waits in PostgreSQL. Set on
+    # queued and running jobs (in flight), cleared whenever a job goes back to the queue.
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -70,8 +70,9 @@ def started_worker(
     log_dir: Path | None = None,
     **extra_env: str,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A real `aigc worker` process on these settings, stopped (warm shutdown) on exit.
-    Its output goes to `<log_dir>/worker.log` when a log directory is given."""
+    """A real `aigc worker` process on these settings, with the `aigc dispatcher` that feeds
+    it, both stopped (warm shutdown) on exit. Their output goes to `<log_dir>/worker.log`
+    and `<log_dir>/dispatcher.log` when a log directory is given."""
     env = dict(os.environ, **extra_env)
     env.update(
         AIGC_DATABASE_URL=settings.database_url or "",
@@ -81,9 +82,11 @@ def started_worker(
         AIGC_PRELOAD_MODELS="false",
     )
     worker = spawn("worker", ["worker", "--queues", kinds], env, log_dir)
+    dispatcher = spawn("dispatcher", ["dispatcher"], env, log_dir)
     try:
         yield worker
     finally:
+        stop_process(dispatcher)
         stop_process(worker)
 
 

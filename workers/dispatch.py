@@ -1,39 +1,20 @@
-"""Publishing job ids to the broker after commit, in chunks, bounded in time."""
+"""Publishing chunks of job ids to the broker, bounded in time: the dispatcher's last step."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import groupby
-from typing import Any
 
 from celery import Celery
 from kombu.exceptions import KombuError, OperationalError
 
-from aigc.vocab import DEFAULT_JOB_PRIORITY
 from workers.routing import RUN_JOBS_TASK, queue_for
 
 log = logging.getLogger(__name__)
 
 BROKER_ERRORS = (OperationalError, KombuError, OSError, TimeoutError)
-
-
-@dataclass(frozen=True)
-class JobRef:
-    """What dispatch needs of a job: where it goes and what it can share a chunk with."""
-
-    id: uuid.UUID
-    kind: str
-    model: str
-    priority: str = DEFAULT_JOB_PRIORITY
-    batch_id: uuid.UUID | None = None
-
-    @classmethod
-    def of(cls, job: Any) -> JobRef:
-        """From a job row (or any object with its id, kind, model, priority and batch_id)."""
-        return cls(job.id, job.kind, job.model, job.priority, job.batch_id)
 
 
 @dataclass(frozen=True)
@@ -57,30 +38,11 @@ class Chunk:
         return what if self.batch_id is None else f"{what}, batch {self.batch_id}"
 
 
-def chunk_jobs(jobs: Sequence[JobRef], sizes: Mapping[str, int]) -> list[Chunk]:
-    """Consecutive jobs of the same kind, model, priority and batch, cut to the model's chunk
-    size (`sizes[model]`, else `sizes[kind]`, else 1).
-
-    Input order is kept, so a batch's early lines are dispatched first.
-    """
-    chunks: list[Chunk] = []
-    for (kind, model, priority, batch_id), group in groupby(
-        jobs, key=lambda job: (job.kind, job.model, job.priority, job.batch_id)
-    ):
-        ids = [job.id for job in group]
-        size = max(1, sizes.get(model, sizes.get(kind, 1)))
-        chunks.extend(
-            Chunk(kind, priority, tuple(ids[start : start + size]), batch_id)
-            for start in range(0, len(ids), size)
-        )
-    return chunks
-
-
 def publish_chunks(app: Celery, chunks: Iterable[Chunk]) -> int:
     """Send each chunk's ids to its queue over one connection; returns how many went out.
 
-    Stops at the first broker error: jobs not published stay `queued` in PostgreSQL, which
-    remains the record of what is owed.
+    Stops at the first broker error: the caller puts the jobs of the chunks not sent back
+    to wait in PostgreSQL, which remains the record of what is owed.
     """
     published = 0
     try:
@@ -101,8 +63,3 @@ def publish_chunks(app: Celery, chunks: Iterable[Chunk]) -> int:
             "broker unavailable after %d messages; the rest stay queued: %s", published, exc
         )
     return published
-
-
-def publish_job(app: Celery, job: JobRef) -> bool:
-    """Send one job; False when the broker could not take it (the job stays queued)."""
-    return publish_chunks(app, chunk_jobs([job], {})) == 1

@@ -1,14 +1,22 @@
-"""The dispatcher: PostgreSQL's jobs table is the outbox, and this loop makes the broker
-match it. Each round it
+"""The dispatcher: PostgreSQL is the queue and the broker holds a window of it.
 
-1. returns jobs whose worker died (lease expired) to the queue, or fails them with
-   worker_lost after max_attempts, and republishes the requeued ones;
-2. republishes queued jobs the broker does not hold: a publish that failed (broker down at
-   submit time), a process that died between commit and publish, a broker restarted
-   without its data or emptied with FLUSHALL;
+A job is accepted as a row (`queued`, `dispatched_at` NULL: waiting) and the submitting
+transaction NOTIFYs the dispatcher; nothing is published by the API. The dispatcher leader
+keeps at most `dispatch_window` messages waiting in the broker per kind, choosing each next
+chunk by the teams' fair share (workers.fair_share) and, within a team, high before normal
+before low, and marks the chunk's jobs dispatched before it publishes them. Workers claim
+them as before; a claim (a place free in the window) or an outcome (a place free under a
+team's max_running) NOTIFYs it again, so an idle system starts a job within milliseconds.
+
+Every `dispatch_interval_s` it also
+1. returns jobs whose worker died (lease expired) to waiting, or fails them with
+   worker_lost after max_attempts;
+2. returns dispatched jobs the broker does not hold (a publish that failed, a broker
+   restarted without its data or emptied with FLUSHALL) to waiting: the window is rebuilt
+   from PostgreSQL;
 3. forgets idempotency keys past their lifetime.
 
-Any number of dispatchers may run; a PostgreSQL advisory lock lets one work at a time.
+Any number of dispatchers may run; a PostgreSQL advisory lock lets one lead at a time.
 """
 
 from __future__ import annotations
@@ -17,34 +25,37 @@ import base64
 import json
 import logging
 import threading
-from collections.abc import Iterable
+import time
 from dataclasses import dataclass
-from typing import Any
 
 from celery import Celery
 from redis import Redis
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from aigc.settings import Settings
+from aigc.vocab import KINDS
+from db import dispatch_queue as queue_queries
 from db import idempotency as idempotency_queries
 from db import jobs as job_queries
 from db.session import try_advisory_lock
-from workers.dispatch import JobRef, chunk_jobs, publish_chunks
+from workers.dispatch import Chunk, publish_chunks
+from workers.fair_share import FairShare
 from workers.routing import ALL_QUEUES
 
 log = logging.getLogger(__name__)
 
 LEADER_LOCK_KEY = 727275  # pg_advisory_lock key: one active dispatcher per database
-STALE_SCAN_LIMIT = 50_000  # queued jobs compared with the broker per round
+LOST_SCAN_LIMIT = 50_000  # dispatched, unclaimed jobs compared with the broker per round
 UNACKED_KEY = "unacked"  # kombu's hash of delivered, unacknowledged messages
 
 
 @dataclass
 class RoundReport:
     reaped: int = 0
-    republished: int = 0
+    returned: int = 0
     expired_keys: int = 0
+    dispatched: int = 0
 
 
 def job_ids_in_message(raw: bytes | str) -> list[str]:
@@ -73,10 +84,6 @@ def ids_held_by_broker(broker: Redis) -> set[str]:
     return held
 
 
-def _refs(jobs: Iterable[Any]) -> list[JobRef]:
-    return [JobRef.of(job) for job in jobs]
-
-
 class Dispatcher:
     def __init__(
         self,
@@ -91,67 +98,162 @@ class Dispatcher:
         self.session_factory = session_factory
         self.celery = celery
         self.broker = broker
+        self.shares: dict[str, FairShare] = {kind: FairShare() for kind in KINDS}
 
-    def run_round(self) -> RoundReport:
+    def chunk_size(self, model: str, kind: str) -> int:
+        sizes = self.settings.chunk_sizes
+        return max(1, sizes.get(model, sizes.get(kind, 1)))
+
+    def refill(self) -> int:
+        """Top up each kind's window in the broker from the jobs waiting in PostgreSQL;
+        returns the chunks sent. Stops at the first broker error (the jobs of the chunk
+        that failed wait again)."""
+        backlog = self._messages_waiting()
+        sent = 0
+        for kind in KINDS:
+            room = self.settings.dispatch_window - backlog[kind]
+            if room > 0:
+                sent += self._refill_kind(kind, room)
+        return sent
+
+    def _messages_waiting(self) -> dict[str, int]:
+        """Messages in each kind's queues that no worker has taken yet."""
+        pipeline = self.broker.pipeline(transaction=False)
+        for queue in ALL_QUEUES:
+            pipeline.llen(queue)
+        waiting: dict[str, int] = dict.fromkeys(KINDS, 0)
+        for queue, length in zip(ALL_QUEUES, pipeline.execute(), strict=True):
+            waiting[queue.split(".")[0]] += int(length)
+        return waiting
+
+    def _refill_kind(self, kind: str, room: int) -> int:
+        share = self.shares[kind]
+        with self.session_factory() as session:
+            teams = queue_queries.waiting_teams(session, kind)
+            if not teams:
+                share.pick({}, credit_jobs=0)
+                return 0
+            shares = queue_queries.team_shares(session, teams)
+            in_flight = queue_queries.in_flight_counts(
+                session, [team for team in teams if shares[team].max_running is not None]
+            )
+        # What a team that joins is credited: the window the others already hold.
+        credit = float(self.settings.dispatch_window * self.chunk_size(kind, kind))
+        sent = 0
+        while sent < room:
+            may_run = {
+                team: shares[team].max_running - in_flight[team]  # type: ignore[operator]
+                for team in in_flight
+            }
+            weights = {
+                team: shares[team].weight
+                for team in teams
+                if team in shares and may_run.get(team, 1) > 0
+            }
+            team = share.pick(weights, credit_jobs=credit)
+            if team is None:
+                break
+            with self.session_factory.begin() as session:
+                taken = queue_queries.take_chunk(
+                    session,
+                    kind=kind,
+                    team_id=team,
+                    chunk_size=lambda model: self.chunk_size(model, kind),
+                    at_most=may_run.get(team),
+                )
+            if taken is None:
+                teams.remove(team)
+                share.drop(team)
+                continue
+            share.charge(team, len(taken.job_ids), weights[team])
+            if team in in_flight:
+                in_flight[team] += len(taken.job_ids)
+            chunk = Chunk(kind, taken.priority, taken.job_ids, taken.batch_id)
+            if publish_chunks(self.celery, [chunk]) != 1:
+                with self.session_factory.begin() as session:
+                    queue_queries.return_to_waiting(session, chunk.job_ids)
+                break
+            sent += 1
+        return sent
+
+    def maintain(self) -> RoundReport:
+        """Reap expired leases, rebuild what the broker lost of the window, forget old
+        idempotency keys."""
         report = RoundReport()
         with self.session_factory.begin() as session:
             requeued = job_queries.reap_expired_leases(
                 session, max_attempts=self.settings.max_attempts
             )
-            requeued_refs = _refs(requeued)
-        if requeued_refs:
-            log.warning("%d jobs lost their worker; requeued", len(requeued_refs))
-            # Their earlier message was consumed by the dead worker: always send anew.
-            publish_chunks(self.celery, chunk_jobs(requeued_refs, self.settings.chunk_sizes))
-            report.reaped = len(requeued_refs)
-        report.republished = self._republish_missing()
+        if requeued:
+            log.warning("%d jobs lost their worker; back to waiting", len(requeued))
+            report.reaped = len(requeued)
+        report.returned = self._return_lost()
         with self.session_factory.begin() as session:
             report.expired_keys = idempotency_queries.purge_expired(
                 session, ttl_s=self.settings.idempotency_ttl_s
             )
         return report
 
-    def _republish_missing(self) -> int:
+    def _return_lost(self) -> int:
         with self.session_factory() as session:
-            stale = _refs(
-                job_queries.stale_queued_jobs(
-                    session, older_than_s=self.settings.dispatch_grace_s, limit=STALE_SCAN_LIMIT
-                )
+            unclaimed = queue_queries.unclaimed_dispatched(
+                session, older_than_s=self.settings.dispatch_grace_s, limit=LOST_SCAN_LIMIT
             )
-        if not stale:
+        if not unclaimed:
             return 0
-        # Read the broker after the database: a job published in between is seen as held.
+        # Read the broker after the database: a job sent in between is seen as held.
         held = ids_held_by_broker(self.broker)
-        missing = [ref for ref in stale if str(ref.id) not in held]
-        if not missing:
+        lost = [job_id for job_id in unclaimed if str(job_id) not in held]
+        if not lost:
             return 0
-        sent = publish_chunks(self.celery, chunk_jobs(missing, self.settings.chunk_sizes))
-        if sent:
-            with self.session_factory.begin() as session:
-                # Restart their grace so the next round does not race the workers.
-                job_queries.restart_grace(session, [ref.id for ref in missing])
-            log.warning("republished %d queued jobs the broker did not hold", len(missing))
-        return len(missing) if sent else 0
+        with self.session_factory.begin() as session:
+            returned = queue_queries.return_to_waiting(session, lost)
+        log.warning("%d dispatched jobs were not in the broker; back to waiting", returned)
+        return returned
+
+    def run_round(self) -> RoundReport:
+        """One maintenance round and a refill: what the leader does without notifications."""
+        report = self.maintain()
+        report.dispatched = self.refill()
+        return report
 
     def run_forever(self, stop: threading.Event) -> None:
-        """Rounds every dispatch interval while holding the leader lock, until `stop`."""
+        """Lead while holding the leader lock, until `stop`; stand by otherwise."""
         interval = self.settings.dispatch_interval_s
         while not stop.is_set():
             try:
-                with self.engine.connect() as lock_conn:
+                with self.engine.connect().execution_options(
+                    isolation_level="AUTOCOMMIT"
+                ) as lock_conn:
                     if not try_advisory_lock(lock_conn, LEADER_LOCK_KEY):
                         stop.wait(interval)
                         continue
                     log.info("dispatcher is the leader")
-                    while not stop.is_set():
-                        report = self.run_round()
-                        if report.reaped or report.republished:
-                            log.info("dispatch round: %s", report)
-                        stop.wait(interval)
+                    self._lead(lock_conn, stop)
             except Exception as exc:
                 # Database or broker down: keep trying; nothing is lost meanwhile.
-                log.warning("dispatch round failed: %s: %s", type(exc).__name__, exc)
-                stop.wait(interval)
+                log.warning("dispatch failed: %s: %s", type(exc).__name__, exc)
+                stop.wait(min(interval, self.settings.dispatch_poll_s))
+
+    def _lead(self, conn: Connection, stop: threading.Event) -> None:
+        """Refill on every notification (several at once count as one), and at least every
+        dispatch_poll_s; maintain every dispatch_interval_s."""
+        conn.exec_driver_sql(queue_queries.listen_statement())
+        notifications = conn.connection.driver_connection
+        next_round = 0.0
+        while not stop.is_set():
+            if time.monotonic() >= next_round:
+                report = self.maintain()
+                if report.reaped or report.returned:
+                    log.info("dispatch round: %s", report)
+                next_round = time.monotonic() + self.settings.dispatch_interval_s
+            self.refill()
+            wait_s = min(self.settings.dispatch_poll_s, max(0.0, next_round - time.monotonic()))
+            for _ in notifications.notifies(timeout=wait_s, stop_after=1):  # type: ignore[union-attr]
+                pass
+            # Whatever else arrived meanwhile is covered by the same refill.
+            for _ in notifications.notifies(timeout=0.0):  # type: ignore[union-attr]
+                pass
 
 
 def run_dispatcher(settings: Settings, stop: threading.Event | None = None) -> None:

@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from celery import Celery
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
@@ -118,7 +117,6 @@ def create_openai_batch(
     session: Session,
     settings: Settings,
     catalog: Catalog,
-    celery: Celery,
     caller: Caller,
     before_commit: Callable[[Batch], None] | None = None,
 ) -> dict[str, Any]:
@@ -134,8 +132,6 @@ def create_openai_batch(
     )
     batch = accept_batch(
         session,
-        celery,
-        settings,
         jobs=jobs,
         priority=PRIORITY,
         metadata=create.metadata or {},

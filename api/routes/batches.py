@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Annotated, Any
 
-from celery import Celery
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -42,7 +41,6 @@ from api.batching import accept_batch, validate_lines
 from api.deps import (
     BrokerClientDep,
     CatalogDep,
-    CeleryDep,
     SessionDep,
     SettingsDep,
     StoreDep,
@@ -70,7 +68,6 @@ from db import batches as batch_queries
 from db import jobs as job_queries
 from db.scope import scoped_like
 from db.tables import Batch, Job
-from workers.dispatch import JobRef, chunk_jobs, publish_chunks
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"], dependencies=[Depends(authenticate)])
 
@@ -195,7 +192,6 @@ async def create_batch(
     session: SessionDep,
     settings: SettingsDep,
     catalog: CatalogDep,
-    celery: CeleryDep,
     caller: CallerDep,
     broker: BrokerClientDep,
     priority: Annotated[
@@ -241,8 +237,8 @@ async def create_batch(
 
     try:
         created = await run_in_threadpool(
-            _create, request, body, content_type, priority, session, settings, catalog, celery,
-            caller, remember_response,
+            _create, request, body, content_type, priority, session, settings, catalog, caller,
+            remember_response,
         )  # fmt: skip
     except IntegrityError:
         # A concurrent request with the same key won: answer what it answered.
@@ -267,7 +263,6 @@ def _create(
     session: Session,
     settings: Settings,
     catalog: Catalog,
-    celery: Celery,
     caller: Caller,
     before_commit: Callable[[Batch], None],
 ) -> dict[str, Any]:
@@ -276,7 +271,7 @@ def _create(
     if content_type in JSONL_TYPES:
         lines = decode_lines(body, max_line_bytes=settings.max_jsonl_line_bytes)
         return submit_native_batch(
-            request, session, settings, catalog, celery, lines, require_custom_id=True,
+            request, session, settings, catalog, lines, require_custom_id=True,
             priority=priority, metadata={}, caller=caller, before_commit=before_commit,
         )  # fmt: skip
     payload = strict_json.loads(body)
@@ -284,14 +279,14 @@ def _create(
         from api.openai.batches import create_openai_batch
 
         return create_openai_batch(
-            request, payload, session, settings, catalog, celery, caller, before_commit
+            request, payload, session, settings, catalog, caller, before_commit
         )
     try:
         create = BatchCreate.model_validate(payload)
     except ValidationError as exc:
         raise invalid_request(exc) from exc
     return submit_native_batch(
-        request, session, settings, catalog, celery, list(enumerate(create.jobs, start=1)),
+        request, session, settings, catalog, list(enumerate(create.jobs, start=1)),
         require_custom_id=False, priority=create.priority, metadata=create.metadata or {},
         caller=caller, before_commit=before_commit,
     )  # fmt: skip
@@ -307,7 +302,6 @@ def submit_native_batch(
     session: Session,
     settings: Settings,
     catalog: Catalog,
-    celery: Celery,
     lines: Sequence[tuple[int, Any]],
     *,
     require_custom_id: bool,
@@ -316,7 +310,7 @@ def submit_native_batch(
     caller: Caller,
     before_commit: Callable[[Batch], None],
 ) -> dict[str, Any]:
-    """Validate every (line number, job) of a native batch, store and publish it; returns
+    """Validate every (line number, job) of a native batch and store it; returns
     the new batch's public object."""
     jobs = validate_lines(
         lines,
@@ -325,7 +319,7 @@ def submit_native_batch(
         require_custom_id=require_custom_id,
     )
     batch = accept_batch(
-        session, celery, settings, jobs=jobs, priority=priority, metadata=metadata,
+        session, jobs=jobs, priority=priority, metadata=metadata,
         caller=caller, before_commit=before_commit,
     )  # fmt: skip
     counts = batch_queries.BatchCounts.all_queued(batch.total)
@@ -385,8 +379,6 @@ def retry_batch(
     batch_id: uuid.UUID,
     request: Request,
     session: SessionDep,
-    settings: SettingsDep,
-    celery: CeleryDep,
     store: StoreDep,
     caller: CallerDep,
     include_canceled: bool = False,
@@ -412,7 +404,6 @@ def retry_batch(
     session.commit()
     if stale_results is not None:
         store.delete(stale_results)
-    publish_chunks(celery, chunk_jobs([JobRef.of(job) for job in requeued], settings.chunk_sizes))
     batch, counts = _load_batch(session, batch_id)
     return render_batch(request, session, batch, counts)
 

@@ -16,7 +16,6 @@ from api.auth import CallerDep, authenticate
 from api.deps import (
     BrokerClientDep,
     CatalogDep,
-    CeleryDep,
     SessionDep,
     SettingsDep,
     StoreDep,
@@ -33,7 +32,6 @@ from api.serialize import job_public
 from api.validation import StrictJsonRoute, validate_job
 from db import batches as batch_queries
 from db import jobs as job_queries
-from workers.dispatch import JobRef, publish_job
 
 router = APIRouter(
     prefix="/v1/jobs",
@@ -53,7 +51,6 @@ def submit_job(
     session: SessionDep,
     settings: SettingsDep,
     catalog: CatalogDep,
-    celery: CeleryDep,
     caller: CallerDep,
     broker: BrokerClientDep,
     idempotency_key: IdempotencyKeyHeader = None,
@@ -102,9 +99,6 @@ def submit_job(
         ):
             return replay
         raise
-    # After commit, so a worker never receives an id it cannot read. If the broker is down
-    # the job stays queued in PostgreSQL, and the request still answers at once.
-    publish_job(celery, JobRef.of(job))
     response.headers["Location"] = location
     return public
 
@@ -157,7 +151,6 @@ def retry_job(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    celery: CeleryDep,
     store: StoreDep,
     caller: CallerDep,
 ) -> JobPublic:
@@ -181,5 +174,4 @@ def retry_job(
         raise NotFound("job", job_id)
     if not requeued:
         raise Conflict(f"job {job_id} is {job.status}; only failed or canceled jobs are retried")
-    publish_job(celery, JobRef.of(job))
     return job_public(request, settings, job)

@@ -47,13 +47,16 @@ def live_env(
     return env
 
 
-@pytest.fixture(scope="session")
+# Package scope: its dispatcher serves the shared database, so it must be gone before
+# other packages start dispatchers of their own on other brokers.
+@pytest.fixture(scope="package")
 def live_stack(
     live_env: dict[str, str], free_port: Callable[[], int], team: TeamKey
 ) -> Iterator[LiveStack]:
     port = free_port()
     api = spawn("api", ["api", "--host", "127.0.0.1", "--port", str(port)], live_env)
     worker = spawn("worker", ["worker", "--queues", "text,image,audio"], live_env)
+    dispatcher = spawn("dispatcher", ["dispatcher"], live_env)
     api_url = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"{api_url}/healthz", 60, api)
@@ -66,6 +69,7 @@ def live_stack(
             yield LiveStack(api_url=api_url, env=live_env, client=client)
     finally:
         stop_process(api)
+        stop_process(dispatcher)
         stop_process(worker)
 
 

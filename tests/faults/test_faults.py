@@ -15,7 +15,7 @@ from aigc.settings import Settings
 from tests.faults.conftest import FaultStack
 from tests.live import submit, wait_for_batch, wait_for_job
 from workers.celery_app import create_celery_app
-from workers.dispatch import JobRef, chunk_jobs, publish_chunks
+from workers.dispatch import Chunk, publish_chunks
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -143,9 +143,13 @@ def test_database_stopped_during_a_batch(fault_stack: FaultStack) -> None:
 def test_same_message_delivered_twice_runs_once(fault_stack: FaultStack) -> None:
     job = submit(fault_stack.client, kind="text", prompt="only once", params={"max_new_tokens": 16})
     app = create_celery_app(Settings(redis_url=fault_stack.env["AIGC_REDIS_URL"]))
-    ref = JobRef(job_id := __import__("uuid").UUID(job["id"]), "text", job["model"], "normal")
-    assert publish_chunks(app, chunk_jobs([ref], {"text": 1})) == 1  # the duplicate
     broker = redis.Redis.from_url(fault_stack.env["AIGC_REDIS_URL"])
+    deadline = time.monotonic() + 30
+    while broker.llen("text.normal") < 1:  # the dispatcher's message (no worker runs yet)
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    job_id = __import__("uuid").UUID(job["id"])
+    assert publish_chunks(app, [Chunk("text", "normal", (job_id,))]) == 1  # the duplicate
     assert broker.llen("text.normal") == 2
     fault_stack.start_worker("worker", kinds="text")
     done = wait_for_job(fault_stack.client, str(job_id), timeout_s=120)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from workers.dispatch import Chunk, JobRef, chunk_jobs
+from workers.dispatch import Chunk
 from workers.dispatcher import job_ids_in_message
 from workers.messages import parse_job_ids
 
@@ -44,13 +44,11 @@ def test_anything_else_is_refused_in_one_line(
     assert "discarded a run_jobs call" in caplog.records[0].getMessage()
 
 
-def test_chunks_never_mix_batches_and_say_what_they_carry() -> None:
+def test_chunks_say_what_they_carry() -> None:
     batch_1, batch_2 = uuid.uuid4(), uuid.uuid4()
-    refs = [JobRef(uuid.uuid4(), "text", "tiny-text", "low", batch_1) for _ in range(3)]
-    refs += [JobRef(uuid.uuid4(), "text", "tiny-text", "low", batch_2) for _ in range(2)]
-    chunks = chunk_jobs(refs, {"text": 16})
-    assert [(c.batch_id, len(c.job_ids)) for c in chunks] == [(batch_1, 3), (batch_2, 2)]
-    assert chunks[0].describe() == f"text chunk of 3 jobs, batch {batch_1}"
+    chunk = Chunk("text", "low", (uuid.uuid4(), uuid.uuid4(), uuid.uuid4()), batch_1)
+    assert chunk.describe() == f"text chunk of 3 jobs, batch {batch_1}"
+    assert chunk.queue == "text.low"
     assert Chunk("image", "normal", (A,)).describe() == f"image job {A}"
     assert Chunk("audio", "low", (A,), batch_2).describe() == f"audio job {A}, batch {batch_2}"
 
