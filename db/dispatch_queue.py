@@ -90,6 +90,15 @@ def in_flight_counts(session: Session, team_ids: Collection[uuid.UUID]) -> dict[
     return counts
 
 
+def in_flight_of_kind(session: Session, kind: str) -> int:
+    """Jobs of this kind in the broker or running, whatever their team: bounded by the
+    window and the workers, so the count reads a few index entries."""
+    count = session.scalar(
+        select(func.count()).select_from(Job).where(text(IN_FLIGHT), Job.kind == kind)
+    )
+    return int(count or 0)
+
+
 def take_chunk(
     session: Session,
     *,

@@ -183,3 +183,20 @@ def settings(
 def count_jobs(engine: sa.Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(sa.text("SELECT count(*) FROM jobs")).scalar_one())
+
+
+def waiting_jobs(settings: Settings) -> int:
+    """Jobs queued in PostgreSQL that the dispatcher has not sent to the broker yet."""
+    engine = sa.create_engine(settings.database_url or "")
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.text(
+                        "SELECT count(*) FROM jobs "
+                        "WHERE status = 'queued' AND dispatched_at IS NULL"
+                    )
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()

@@ -137,8 +137,9 @@ class Dispatcher:
             in_flight = queue_queries.in_flight_counts(
                 session, [team for team in teams if shares[team].max_running is not None]
             )
-        # What a team that joins is credited: the window the others already hold.
-        credit = float(self.settings.dispatch_window * self.chunk_size(kind, kind))
+            # What a team that joins now is credited: the work already in the broker or
+            # running, which was chosen before it arrived.
+            credit = float(queue_queries.in_flight_of_kind(session, kind))
         sent = 0
         while sent < room:
             may_run = {
@@ -225,11 +226,16 @@ class Dispatcher:
                 with self.engine.connect().execution_options(
                     isolation_level="AUTOCOMMIT"
                 ) as lock_conn:
-                    if not try_advisory_lock(lock_conn, LEADER_LOCK_KEY):
-                        stop.wait(interval)
-                        continue
-                    log.info("dispatcher is the leader")
-                    self._lead(lock_conn, stop)
+                    try:
+                        if not try_advisory_lock(lock_conn, LEADER_LOCK_KEY):
+                            stop.wait(interval)
+                            continue
+                        log.info("dispatcher is the leader")
+                        self._lead(lock_conn, stop)
+                    finally:
+                        # Closed, not pooled: the lock and the LISTEN go with it, so no
+                        # pooled connection keeps leadership after this one stepped down.
+                        lock_conn.invalidate()
             except Exception as exc:
                 # Database or broker down: keep trying; nothing is lost meanwhile.
                 log.warning("dispatch failed: %s: %s", type(exc).__name__, exc)

@@ -138,8 +138,9 @@ def worker(
 
 @app.command()
 def dispatcher() -> None:
-    """Run the dispatcher: requeues jobs whose worker died and republishes queued jobs the
-    broker lost. Run one or more anywhere; one works at a time."""
+    """Run the dispatcher: sends queued jobs to the workers by team share and tier, requeues
+    jobs whose worker died and rebuilds what the broker lost. Without one nothing runs; run
+    one or more anywhere, one leads at a time."""
     import threading
 
     from workers.dispatcher import run_dispatcher

@@ -10,14 +10,14 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from aigc.settings import Settings
-from tests.conftest import count_jobs
+from tests.conftest import count_jobs, waiting_jobs
 
 
 def _jsonl(lines: list[dict[str, object] | str]) -> bytes:
     return "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines).encode()
 
 
-def test_json_batch_is_stored_queued_and_published_in_chunks(
+def test_json_batch_is_stored_waiting_for_the_dispatcher(
     client: TestClient, settings: Settings, db_engine: sa.Engine
 ) -> None:
     jobs = [{"kind": "text", "prompt": f"p{i}"} for i in range(40)]
@@ -39,10 +39,9 @@ def test_json_batch_is_stored_queued_and_published_in_chunks(
     }
     assert batch["priority"] == "low" and batch["metadata"] == {"team": "x"}
     assert count_jobs(db_engine) == 46
-    broker = redis.Redis.from_url(settings.redis_url or "")
-    # 40 text jobs in chunks of 16 → 3 messages; 6 image jobs in chunks of 4 → 2.
-    assert broker.llen("text.low") == 3  # batches default to the low tier
-    assert broker.llen("image.low") == 2
+    # All wait in PostgreSQL for the dispatcher: accepting published nothing.
+    assert redis.Redis.from_url(settings.redis_url or "").dbsize() == 0
+    assert waiting_jobs(settings) == 46
     listed = client.get(f"/v1/batches/{batch['id']}/jobs", params={"limit": 5}).json()
     assert [j["prompt"] for j in listed["data"]] == ["p0", "p1", "p2", "p3", "p4"]
     assert listed["data"][0]["batch_id"] == batch["id"]

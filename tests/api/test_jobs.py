@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from aigc.settings import Settings
-from tests.conftest import count_jobs
+from tests.conftest import count_jobs, waiting_jobs
 
 
 def test_submit_returns_202_queued_with_location(client: TestClient, settings: Settings) -> None:
@@ -26,8 +26,9 @@ def test_submit_returns_202_queued_with_location(client: TestClient, settings: S
     assert job["params"] == {"max_new_tokens": 64, "temperature": 0.7, "top_p": 1.0, "seed": None}
     assert job["metadata"] == {"team": "a"}
     assert client.get(f"/v1/jobs/{job['id']}").json()["status"] == "queued"
-    # The id went to the kind's queue on the broker.
-    assert redis.Redis.from_url(settings.redis_url or "").llen("text.normal") == 1
+    # It waits in PostgreSQL for the dispatcher; the API sent nothing to the broker.
+    assert redis.Redis.from_url(settings.redis_url or "").dbsize() == 0
+    assert waiting_jobs(settings) == 1
 
 
 @pytest.mark.parametrize(
