@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import accept, generation, model_load, results, throughput
+from benchmarks import accept, generation, latency, model_load, results, throughput
 from benchmarks.report import rounded
 from benchmarks.services import Services, running_services
 
@@ -27,6 +27,7 @@ RESULTS_DIR = Path("bench-results")
 SERVICE_BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "accept": accept.run,
     "throughput": throughput.run,
+    "latency": latency.run,
     "results": results.run,
 }
 MODEL_BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
