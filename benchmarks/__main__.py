@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import accept, generation, latency, model_load, results, throughput
+from benchmarks import accept, fairness, generation, latency, model_load, results, throughput
 from benchmarks.report import rounded
 from benchmarks.services import Services, running_services
 
@@ -29,6 +29,7 @@ SERVICE_BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "throughput": throughput.run,
     "latency": latency.run,
     "results": results.run,
+    "fairness": fairness.run,
 }
 MODEL_BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "batched_text": generation.run_text,
