@@ -41,8 +41,8 @@ PARAMS = {"max_new_tokens": 8}
 TORCH_THREADS = 1
 WARMUP_JOBS = 130  # eight chunks of 16 and one of 2, the shapes B's batch runs in
 BURST_JOBS = 50  # B's batch in (a) and (b)
-BURST_REPEATS = 3  # (a) and (b) are each the median of three bursts
-BACKLOG_JOBS, BACKLOG_JOBS_QUICK = 2_000, 600  # A's batch in (b)
+BURST_REPEATS = 5  # (a) and (b) are each the median of five bursts: each takes about a second
+BACKLOG_JOBS, BACKLOG_JOBS_QUICK = 2_000, 1_000  # A's batch in (b): five bursts need ~900
 # (b) sends B's first batch once A has this many succeeded (A's backlog is established), and
 # each next one once A has run REJOIN_JOBS more since B's last burst: a team that left a
 # moment ago rejoins at its own pass, so without the gap a burst would get less than the
