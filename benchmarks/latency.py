@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import redis
+import sqlalchemy as sa
 
 from benchmarks import noop_app
 from benchmarks.report import comparison
@@ -70,7 +71,7 @@ def _elapsed_s(job: dict[str, Any], start: str, end: str) -> float:
     return (datetime.fromisoformat(job[end]) - datetime.fromisoformat(job[start])).total_seconds()
 
 
-def _one_job(client: httpx.Client, worker: subprocess.Popen[bytes]) -> dict[str, float]:
+def _one_job(client: httpx.Client, worker: subprocess.Popen[bytes]) -> dict[str, Any]:
     """Submit one echo job and wait for its end; the latencies it shows."""
     latest: dict[str, Any] = {}
     started = time.monotonic()
@@ -84,13 +85,33 @@ def _one_job(client: httpx.Client, worker: subprocess.Popen[bytes]) -> dict[str,
     if latest["status"] != "succeeded":
         raise RuntimeError(f"latency: job {job_id} ended {latest['status']}: {latest['error']}")
     return {
+        "id": job_id,
         "submit_to_running_s": _elapsed_s(latest, "created_at", "started_at"),
         "submit_to_finished_server_s": _elapsed_s(latest, "created_at", "finished_at"),
         "submit_to_succeeded_client_s": seen - started,
     }
 
 
-def _aigc_jobs(services: Services, count: int) -> list[dict[str, float]]:
+def _dispatch_split(services: Services, job_ids: list[str]) -> list[tuple[float, float]]:
+    """Each job's created_at → dispatched_at (the dispatcher) and dispatched_at → started_at
+    (the broker and the worker's claim), from its row: the API does not show dispatched_at."""
+    engine = sa.create_engine(services.database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT EXTRACT(EPOCH FROM dispatched_at - created_at),"
+                    " EXTRACT(EPOCH FROM started_at - dispatched_at)"
+                    " FROM jobs WHERE id = ANY(CAST(:ids AS uuid[]))"
+                ),
+                {"ids": job_ids},
+            )
+            return [(float(to_dispatch), float(to_start)) for to_dispatch, to_start in rows]
+    finally:
+        engine.dispose()
+
+
+def _aigc_jobs(services: Services, count: int) -> list[dict[str, Any]]:
     env = services.env(AIGC_PRELOAD_MODELS="false")
     with (
         api_process(services, env) as url,
@@ -160,6 +181,7 @@ def run(services: Services, *, quick: bool) -> dict[str, Any]:
     count = JOBS_QUICK if quick else JOBS
     log.info("latency: %d echo jobs one at a time, 1 dispatcher, 1 worker", count)
     jobs = _aigc_jobs(services, count)
+    split = _dispatch_split(services, [job["id"] for job in jobs])
     services.reset()
     log.info("latency: baseline, %d no-op Celery tasks one at a time", count)
     baseline = _noop_tasks(services, count)
@@ -173,13 +195,16 @@ def run(services: Services, *, quick: bool) -> dict[str, Any]:
         description=(
             f"{count} echo jobs, one at a time on an idle system (API, 1 dispatcher, 1 worker "
             "--queues text, no model preload), each submitted once the previous one ended: "
-            "submit→running from the job's created_at → started_at (server clock); "
+            "submit→running from the job's created_at → started_at (server clock), split at "
+            "its dispatched_at (read from its row); "
             "submit→succeeded from before POST /v1/jobs until GET /v1/jobs/{id} shows it "
             f"(polled every {POLL_INTERVAL_S * 1000:g} ms)"
         ),
         figure={
             "jobs": count,
             "submit_to_running": running,
+            "submit_to_dispatched": summary_ms([to_dispatch for to_dispatch, _ in split]),
+            "dispatched_to_running": summary_ms([to_start for _, to_start in split]),
             "submit_to_finished_server": finished,
             "submit_to_succeeded_client": succeeded,
         },
