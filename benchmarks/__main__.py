@@ -42,7 +42,7 @@ ALL = (*SERVICE_BENCHMARKS, *MODEL_BENCHMARKS)
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smaller runs, about a minute")
+    parser.add_argument("--quick", action="store_true", help="smaller runs, a few minutes in all")
     parser.add_argument(
         "--out", type=Path, default=RESULTS_DIR / "latest.json", help="where to write the JSON"
     )
