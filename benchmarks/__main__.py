@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import accept, generation, model_load, results, throughput
+from benchmarks import accept, fairness, generation, latency, model_load, results, throughput
 from benchmarks.report import rounded
 from benchmarks.services import Services, running_services
 
@@ -27,7 +27,9 @@ RESULTS_DIR = Path("bench-results")
 SERVICE_BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "accept": accept.run,
     "throughput": throughput.run,
+    "latency": latency.run,
     "results": results.run,
+    "fairness": fairness.run,
 }
 MODEL_BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "batched_text": generation.run_text,
@@ -40,7 +42,7 @@ ALL = (*SERVICE_BENCHMARKS, *MODEL_BENCHMARKS)
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smaller runs, about a minute")
+    parser.add_argument("--quick", action="store_true", help="smaller runs, a few minutes in all")
     parser.add_argument(
         "--out", type=Path, default=RESULTS_DIR / "latest.json", help="where to write the JSON"
     )

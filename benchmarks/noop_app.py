@@ -1,10 +1,12 @@
-"""The throughput baseline: a minimal Celery app whose one task does nothing but count itself
-in Redis (no result backend). `python -m benchmarks.noop_app REDIS_URL` runs its worker."""
+"""The throughput and latency baselines: a minimal Celery app whose tasks do nothing but count
+themselves in Redis, or note when they started (no result backend).
+`python -m benchmarks.noop_app REDIS_URL` runs its worker."""
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 
 import redis
 from celery import Celery
@@ -13,8 +15,10 @@ from aigc.settings import Settings
 from workers.celery_app import create_celery_app
 
 NOOP_TASK = "bench.noop"
+STAMP_TASK = "bench.noop_stamp"
 QUEUE = "bench.noop"
 COUNTER_KEY = "bench:noop:done"
+STARTED_KEY = "bench:noop:started"  # a list of time.time() at each stamp task's start
 MIRRORED_SETTINGS = (
     "task_serializer",
     "accept_content",
@@ -42,6 +46,10 @@ def create_app(redis_url: str) -> Celery:
     @app.task(name=NOOP_TASK)
     def noop() -> None:
         counter.incr(COUNTER_KEY)
+
+    @app.task(name=STAMP_TASK)
+    def noop_stamp() -> None:
+        counter.rpush(STARTED_KEY, repr(time.time()))
 
     return app
 

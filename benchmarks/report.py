@@ -11,6 +11,7 @@ from typing import Any
 Target = tuple[str, float]
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
+    "<=": operator.le,
     "<": operator.lt,
 }
 

@@ -98,6 +98,8 @@ def run(services: Services, *, quick: bool) -> dict[str, Any]:
     log.info("results: %d-job echo batch, then %d concurrent downloads", count, DOWNLOADERS)
     with (
         api_process(services, env) as url,
+        # PostgreSQL is the queue: the dispatcher sends the batch's chunks to the broker.
+        child("dispatcher", ["dispatcher"], env, services.log_dir),
         child("worker", ["worker", "--queues", "text"], env, services.log_dir) as worker,
         httpx.Client(base_url=url, timeout=DOWNLOAD_TIMEOUT_S, headers=services.headers) as client,
     ):

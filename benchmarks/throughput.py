@@ -1,6 +1,6 @@
-"""End-to-end throughput: N echo jobs as one batch through the API, the broker and one worker
-process until all succeeded, against N no-op Celery tasks through one worker process on the
-same broker."""
+"""End-to-end throughput: N echo jobs as one batch through the API, the dispatcher, the
+broker and one worker process until all succeeded, against N no-op Celery tasks through one
+worker process on the same broker."""
 
 from __future__ import annotations
 
@@ -56,6 +56,8 @@ def _aigc_jobs(services: Services, count: int) -> dict[str, Any]:
     env = services.env(AIGC_PRELOAD_MODELS="false")
     with (
         api_process(services, env) as url,
+        # PostgreSQL is the queue: the dispatcher sends the batch's chunks to the broker.
+        child("dispatcher", ["dispatcher"], env, services.log_dir),
         child("worker", ["worker", "--queues", "text"], env, services.log_dir) as worker,
         httpx.Client(base_url=url, timeout=120.0, headers=services.headers) as client,
     ):
@@ -119,8 +121,8 @@ def run(services: Services, *, quick: bool) -> dict[str, Any]:
     return comparison(
         description=(
             f"{count:,} echo jobs as one JSONL batch: from POST /v1/batches until "
-            "GET /v1/batches/{id} counts all succeeded; 1 worker process "
-            "(aigc worker --queues text, solo pool)"
+            "GET /v1/batches/{id} counts all succeeded; 1 dispatcher process and 1 worker "
+            "process (aigc worker --queues text, solo pool)"
         ),
         figure={
             "jobs": count,
