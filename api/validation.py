@@ -7,7 +7,7 @@ from __future__ import annotations
 import email.message
 import json
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request, Response
@@ -33,13 +33,15 @@ class ValidJob(NewJob):
     priority: Priority = DEFAULT_JOB_PRIORITY
 
 
-def validate_job(body: JobCreate, catalog: Catalog, settings: Settings) -> ValidJob:
+def validate_job(
+    body: JobCreate, catalog: Catalog, settings: Settings, custom_id: str | None = None
+) -> ValidJob:
     """Raises InvalidRequest (ModelNotFound, OverBudget, ...) naming the fields that are
     wrong."""
     if len(body.prompt) > settings.max_prompt_chars:
         raise InvalidRequest.for_field("prompt", f"at most {settings.max_prompt_chars} characters")
     metadata = body.metadata or {}
-    if len(json.dumps(metadata).encode()) > settings.max_metadata_bytes:
+    if metadata and len(json.dumps(metadata).encode()) > settings.max_metadata_bytes:
         raise InvalidRequest.for_field(
             "metadata", f"at most {settings.max_metadata_bytes} bytes as JSON"
         )
@@ -55,6 +57,7 @@ def validate_job(body: JobCreate, catalog: Catalog, settings: Settings) -> Valid
         prompt=body.prompt,
         params=params.model_dump(mode="json"),
         metadata=metadata,
+        custom_id=custom_id,
         priority=body.priority,
     )
 
@@ -67,7 +70,7 @@ def parse_batch_job(raw: Any, catalog: Catalog, settings: Settings) -> ValidJob:
         body = BatchJobCreate.model_validate(raw)
     except ValidationError as exc:
         raise invalid_request(exc) from exc
-    return replace(validate_job(body, catalog, settings), custom_id=body.custom_id)
+    return validate_job(body, catalog, settings, custom_id=body.custom_id)
 
 
 def _is_json(content_type: str | None) -> bool:

@@ -335,9 +335,6 @@ def run(services: Services, *, quick: bool) -> dict[str, Any]:
             "burst_seconds_behind_backlog": busy_s,
             "burst_seconds_each_run": burst["busy_s"],
             "a_jobs_succeeded_while_b_ran": burst["a_jobs_succeeded_while_b_ran"],
-            # The dispatcher breaks a tie of passes by the lower team id (uuid7: the older
-            # team); B's burst then runs one of A's chunks more or less in between.
-            "pass_ties_go_to": "A" if a.team_id < b.team_id else "B",
             "weighted": {"weights": list(WEIGHTS), **weighted},
         },
         baseline={

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from psycopg.types.json import Jsonb
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from aigc.ids import uuid7
+from aigc.ids import uuid7, uuid7_many
 from aigc.vocab import ACTIVE_JOB_STATUSES, BatchApi, BatchStatus, JobStatus
 from db.dispatch_queue import notify_dispatcher
 from db.session import affected_rows
@@ -81,19 +81,42 @@ def create_batch(
     )
     session.add(batch)
     session.flush()
-    job_ids = [uuid7() for _ in jobs]
+    job_ids = uuid7_many(len(jobs))
+    as_json = _JsonText()
     cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
     with cursor.copy(f"COPY jobs ({', '.join(COPY_COLUMNS)}) FROM STDIN") as copy:
         for line, (job_id, job) in enumerate(zip(job_ids, jobs, strict=True)):
             copy.write_row(
                 (
-                    job_id, job.kind, job.model, job.prompt, Jsonb(job.params), JobStatus.QUEUED,
-                    priority, 0, Jsonb(job.metadata), batch.id, line, job.custom_id, team_id,
+                    job_id, job.kind, job.model, job.prompt, as_json(job.params), JobStatus.QUEUED,
+                    priority, 0, as_json(job.metadata), batch.id, line, job.custom_id, team_id,
                     key_prefix,
                 )
             )  # fmt: skip
     notify_dispatcher(session)
     return batch, job_ids
+
+
+class _JsonText:
+    """JSON text for COPY's jsonb columns (PostgreSQL parses it), made once per distinct
+    flat object: a batch's jobs mostly share their params, and encoding each one again was
+    most of the time of a large COPY."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[tuple[str, type, Any], ...], str] = {}
+
+    def __call__(self, value: dict[str, Any]) -> str:
+        if not value:
+            return "{}"
+        try:
+            # The type is in the key: True == 1 and 1.0 == 1, but they encode differently.
+            key = tuple((name, type(item), item) for name, item in value.items())
+            text = self.seen.get(key)
+        except TypeError:  # nested values: not hashable, encoded each time
+            return json.dumps(value)
+        if text is None:
+            text = self.seen[key] = json.dumps(value)
+        return text
 
 
 def get_batch(session: Session, batch_id: uuid.UUID) -> Batch | None:
