@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 from aigc.errors import FieldError, InvalidRequest
@@ -84,7 +85,10 @@ def loads(data: bytes | str, *, root: str = "body", max_depth: int = MAX_DEPTH) 
     except RecursionError as exc:  # a nesting the depth scan did not see; never a 500
         raise InvalidJson.for_field(root, f"nests deeper than {max_depth} levels") from exc
     errors: list[FieldError] = []
-    value = _checked(raw, [], 1, max_depth, errors)
+    # Text that decoded as UTF-8 holds no surrogates, and JSON forbids raw control
+    # characters in strings: NUL and lone surrogates can only come from \u escapes.
+    strings = _string_problem if "\\u" in text else _no_problem
+    value = _checked(raw, [], 1, max_depth, errors, strings)
     if errors:
         for error in errors:
             error["field"] = error["field"] or root
@@ -155,8 +159,17 @@ def _string_problem(text: str) -> str | None:
     return None
 
 
+def _no_problem(text: str) -> None:
+    return None
+
+
 def _checked(
-    value: Any, path: list[str | int], depth: int, max_depth: int, errors: list[FieldError]
+    value: Any,
+    path: list[str | int],
+    depth: int,
+    max_depth: int,
+    errors: list[FieldError],
+    string_problem: Callable[[str], str | None] = _string_problem,
 ) -> Any:
     """The decoded value with objects as dicts; each problem is appended to `errors`."""
     if len(errors) >= MAX_REPORTED_ERRORS:
@@ -165,7 +178,7 @@ def _checked(
         errors.append({"field": field_name(path), "message": value.message})
         return None
     if isinstance(value, str):
-        if problem := _string_problem(value):
+        if problem := string_problem(value):
             errors.append({"field": field_name(path), "message": problem})
         return value
     if not isinstance(value, list):
@@ -177,17 +190,17 @@ def _checked(
         return None
     if not isinstance(value, _Pairs):
         return [
-            _checked(item, [*path, index], depth + 1, max_depth, errors)
+            _checked(item, [*path, index], depth + 1, max_depth, errors, string_problem)
             for index, item in enumerate(value)
         ]
     result: dict[str, Any] = {}
     for key, item in value:
         key_path: list[str | int] = [*path, key]
-        if problem := _string_problem(key):
+        if problem := string_problem(key):
             errors.append({"field": field_name(key_path), "message": f"this key {problem}"})
             continue
         if key in result:
             errors.append({"field": field_name(key_path), "message": "is a duplicate key"})
             continue
-        result[key] = _checked(item, key_path, depth + 1, max_depth, errors)
+        result[key] = _checked(item, key_path, depth + 1, max_depth, errors, string_problem)
     return result

@@ -23,6 +23,8 @@ from aigc.vocab import DEFAULT_JOB_PRIORITY, Priority
 from api.errors import invalid_request
 from api.schemas import BatchJobCreate, JobCreate
 from db.batches import NewJob
+from models.params import _Params as Params
+from models.registry import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ def validate_job(
         )
     spec = catalog.resolve(body.kind, body.model)
     try:
-        params = spec.validate_params(body.params)
+        params, stored = _valid_params(spec, body.params)
     except ValidationError as exc:
         raise invalid_request(exc, prefix="params.") from exc
     check_budget(spec, body.prompt, params, settings)
@@ -55,11 +57,35 @@ def validate_job(
         kind=body.kind,
         model=spec.name,
         prompt=body.prompt,
-        params=params.model_dump(mode="json"),
+        params=stored,
         metadata=metadata,
         custom_id=custom_id,
         priority=body.priority,
     )
+
+
+# Flat params already validated, by model and value: a batch's lines mostly repeat theirs.
+_VALID_PARAMS: dict[tuple[int, tuple[Any, ...]], tuple[ModelSpec, Params, dict[str, Any]]] = {}
+_VALID_PARAMS_SIZE = 256
+
+
+def _valid_params(spec: ModelSpec, raw: dict[str, Any] | None) -> tuple[Params, dict[str, Any]]:
+    """The model's params from the client's, and (a copy of) what is stored of them. Flat
+    params are validated once per model and value; the value's type is part of the key,
+    since `true`, `1` and `1.0` are equal in Python and not here."""
+    try:
+        key = (id(spec), tuple((name, type(value), value) for name, value in (raw or {}).items()))
+        cached = _VALID_PARAMS.get(key)
+    except TypeError:  # nested values are not hashable: checked each time
+        cached, key = None, None
+    if cached is None or cached[0] is not spec:
+        params = spec.validate_params(raw)
+        cached = (spec, params, params.model_dump(mode="json"))
+        if key is not None:
+            if len(_VALID_PARAMS) >= _VALID_PARAMS_SIZE:
+                _VALID_PARAMS.clear()
+            _VALID_PARAMS[key] = cached
+    return cached[1], dict(cached[2])
 
 
 def parse_batch_job(raw: Any, catalog: Catalog, settings: Settings) -> ValidJob:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, selectinload
@@ -36,6 +36,15 @@ class NewJob:
     custom_id: str | None = None
 
 
+class NewJobs(Protocol):
+    """A batch's jobs: how many, and each in input order (a list, or lines checked as they
+    are read)."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[NewJob]: ...
+
+
 @dataclass
 class BatchCounts:
     total: int
@@ -59,7 +68,7 @@ class BatchCounts:
 def create_batch(
     session: Session,
     *,
-    jobs: Sequence[NewJob],
+    jobs: NewJobs,
     priority: str,
     metadata: dict[str, Any],
     team_id: uuid.UUID,
@@ -69,7 +78,8 @@ def create_batch(
 ) -> tuple[Batch, list[uuid.UUID]]:
     """Insert the batch and all its jobs in the caller's transaction; returns the job ids in
     input order. Jobs go in with one COPY: tens of thousands of rows in well under a second;
-    the dispatcher is woken when the transaction commits."""
+    the dispatcher is woken when the transaction commits. `jobs` may check each job as it is
+    iterated and raise; the COPY then stops and the caller rolls back."""
     batch = Batch(
         id=uuid7(),
         team_id=team_id,

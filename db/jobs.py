@@ -8,16 +8,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, func, insert, select, tuple_, update
+from sqlalchemy import and_, func, insert, select, text, tuple_, update
 from sqlalchemy.orm import Session, selectinload
 
 from aigc.errors import ErrorCode
 from aigc.ids import uuid7
-from aigc.vocab import ACTIVE_JOB_STATUSES, DEFAULT_JOB_PRIORITY, JobStatus
+from aigc.vocab import ACTIVE_JOB_STATUSES, DEFAULT_JOB_PRIORITY, JobStatus, Kind
 from db.dispatch_queue import notify_dispatcher
 from db.intervals import seconds_from_now
 from db.session import affected_rows
-from db.tables import ARTIFACT_FACTS, Artifact, Job
+from db.tables import ARTIFACT_FACTS, IN_FLIGHT, WAITING, Artifact, Job
 
 
 def back_in_queue() -> dict[str, Any]:
@@ -80,14 +80,14 @@ def create_job(
 
 
 def count_active_jobs(session: Session, *, team_id: uuid.UUID) -> int:
-    """The team's queued and running jobs: an index-only count on ix_jobs_team_id_active,
-    however many finished jobs the team has."""
-    count = session.scalar(
-        select(func.count())
-        .select_from(Job)
-        .where(Job.team_id == team_id, Job.status.in_(ACTIVE_JOB_STATUSES))
+    """The team's queued and running jobs, however many finished jobs it has: those waiting
+    (ix_jobs_waiting, one range per kind) plus those in flight (ix_jobs_in_flight), the two
+    partial indexes the dispatcher reads anyway, counted index-only."""
+    waiting = select(func.count()).where(
+        text(WAITING), Job.kind.in_([str(kind) for kind in Kind]), Job.team_id == team_id
     )
-    return int(count or 0)
+    in_flight = select(func.count()).where(text(IN_FLIGHT), Job.team_id == team_id)
+    return int(session.scalar(waiting) or 0) + int(session.scalar(in_flight) or 0)
 
 
 def get_job(session: Session, job_id: uuid.UUID) -> Job | None:

@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from aigc.ids import uuid7
-from aigc.vocab import ACTIVE_JOB_STATUSES, KINDS, BatchApi, JobStatus, Priority, Role
+from aigc.vocab import KINDS, BatchApi, JobStatus, Priority, Role
 
 # Stable constraint names so migrations can refer to them.
 NAMING_CONVENTION = {
@@ -106,24 +106,24 @@ class Job(TeamOwned, Base):
         CheckConstraint(_in("status", JobStatus), name="status"),
         CheckConstraint(_in("kind", KINDS), name="kind"),
         CheckConstraint(_in("priority", Priority), name="priority"),
-        Index("ix_jobs_status_id", "status", "id"),
-        Index("ix_jobs_kind_id", "kind", "id"),
+        # A team's jobs newest first: every listing (status and kind filter it).
+        Index("ix_jobs_team_id_id", "team_id", "id"),
         # Results in input order and status counts per batch.
+        # A batch's jobs: results in input order, and its counts by status.
         Index("ix_jobs_batch_id_line", "batch_id", "line", unique=True),
-        Index("ix_jobs_batch_id_status", "batch_id", "status"),
         # The dispatcher's scans: expired leases; per kind, the teams with jobs waiting and
         # each team's next jobs by tier then age; each team's jobs in flight.
         Index("ix_jobs_running_lease", "lease_expires_at", postgresql_where="status = 'running'"),
         Index("ix_jobs_waiting", "kind", "team_id", "priority", "id", postgresql_where=WAITING),
         Index("ix_jobs_in_flight", "team_id", postgresql_where=IN_FLIGHT),
-        # Each team's queued and running jobs, counted against its max_queued at submit.
-        Index(
-            "ix_jobs_team_id_active",
-            "team_id",
-            postgresql_where=_in("status", ACTIVE_JOB_STATUSES),
-        ),
     )
 
+    # No foreign keys on the hot table (migration 0008): a batch writes tens of thousands of
+    # rows at once, and PostgreSQL would check each row's team and batch one by one after
+    # the COPY. Both ids are written from rows at hand: the authenticated caller's team and
+    # the batch inserted in the same transaction; nothing deletes a team or a batch.
+    # team_id is indexed with id (ix_jobs_team_id_id), not alone.
+    team_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     # UUIDv7: ordering by id is ordering by creation time.
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid7)
     kind: Mapped[str] = mapped_column(String(16))
@@ -142,7 +142,7 @@ class Job(TeamOwned, Base):
     worker: Mapped[str | None] = mapped_column(String(255))
     # `metadata` is reserved on declarative classes; the column keeps the public name.
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
-    batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     # Position in the batch's input (0-based) and the client's own id for the line.
     line: Mapped[int | None] = mapped_column(Integer)
     custom_id: Mapped[str | None] = mapped_column(String(256))

@@ -12,7 +12,7 @@ from aigc.catalog import Catalog
 from aigc.errors import ErrorCode, FieldError, InvalidRequest
 from aigc.settings import Settings
 from aigc.vocab import Kind
-from api.batching import validate_lines
+from api.batching import ValidLines
 from api.validation import ValidJob, parse_batch_job
 
 CHAT = "/v1/chat/completions"
@@ -53,10 +53,11 @@ def translate_lines(
     endpoint: str,
     catalog: Catalog,
     settings: Settings,
-) -> list[ValidJob]:
-    """Every (line number, request) translated and validated; raises one 422 listing every
-    bad line, each error naming the OpenAI field (`body.max_tokens`, not the native one)."""
-    return validate_lines(
+) -> ValidLines:
+    """Every (line number, request) translated and validated as it is stored (see
+    ValidLines): one 422 lists every bad line, each error naming the OpenAI field
+    (`body.max_tokens`, not the native one)."""
+    return ValidLines(
         lines,
         lambda raw: _valid_job(raw, endpoint, catalog, settings),
         settings,

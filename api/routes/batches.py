@@ -37,7 +37,7 @@ from aigc.vocab import (
 )
 from api import quotas
 from api.auth import Caller, CallerDep, authenticate
-from api.batching import accept_batch, validate_lines
+from api.batching import ValidLines, accept_batch
 from api.deps import (
     BrokerClientDep,
     CatalogDep,
@@ -310,9 +310,9 @@ def submit_native_batch(
     caller: Caller,
     before_commit: Callable[[Batch], None],
 ) -> dict[str, Any]:
-    """Validate every (line number, job) of a native batch and store it; returns
+    """Validate every (line number, job) of a native batch as it is stored; returns
     the new batch's public object."""
-    jobs = validate_lines(
+    jobs = ValidLines(
         lines,
         lambda raw: parse_batch_job(raw, catalog, settings),
         settings,
