@@ -67,6 +67,9 @@ def loads(data: bytes | str, *, root: str = "body", max_depth: int = MAX_DEPTH) 
             raise InvalidJson.for_field(root, f"is not valid UTF-8 (byte {exc.start})") from exc
     else:
         text = data
+    # Text that decoded as UTF-8 holds no surrogates, and JSON forbids raw control
+    # characters in strings: NUL and lone surrogates can only come from \u escapes.
+    escapes = "\\u" in text
     depth = nesting_depth(text, stop_after=_PATH_SEARCH_DEPTH)
     if depth > _PATH_SEARCH_DEPTH:
         raise InvalidJson.for_field(root, f"nests deeper than {max_depth} levels")
@@ -85,9 +88,7 @@ def loads(data: bytes | str, *, root: str = "body", max_depth: int = MAX_DEPTH) 
     except RecursionError as exc:  # a nesting the depth scan did not see; never a 500
         raise InvalidJson.for_field(root, f"nests deeper than {max_depth} levels") from exc
     errors: list[FieldError] = []
-    # Text that decoded as UTF-8 holds no surrogates, and JSON forbids raw control
-    # characters in strings: NUL and lone surrogates can only come from \u escapes.
-    strings = _string_problem if "\\u" in text else _no_problem
+    strings = _string_problem if escapes else _no_problem
     value = _checked(raw, [], 1, max_depth, errors, strings)
     if errors:
         for error in errors:
