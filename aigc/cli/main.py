@@ -45,8 +45,11 @@ def up(
 
     _logging()
     settings = get_settings()
-    # SIGTERM (from a supervisor) stops the stack as cleanly as Ctrl-C does.
+    # SIGTERM (from a supervisor) stops the stack as cleanly as Ctrl-C does; and Ctrl-C
+    # stops it even where the launcher was started with SIGINT ignored (a background job
+    # of a shell without job control), in which case Python installs no handler of its own.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with run_stack(settings, flower=flower) as stack:
             console.print(f"[bold green]aigc-jobs is up[/]: API {stack.api_url} (docs at /docs)")
