@@ -31,8 +31,11 @@ up: install  ## start the whole stack; Ctrl-C stops it
 test: install  ## the test suite, on real PostgreSQL, Redis, Celery workers and tiny models
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" -ra
 
+# The tests that reach PostgreSQL or Redis, on the embedded servers; the unit, model and
+# compose tests use neither and run once, in `make test`.
 test-embedded: install  ## the suite on the embedded servers even where local ones run
-	AIGC_TEST_EMBEDDED=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" -ra --ignore=tests/faults
+	AIGC_TEST_EMBEDDED=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" -ra \
+		--ignore=tests/faults --ignore=tests/unit --ignore=tests/models --ignore=tests/deploy
 
 bench: install  ## the benchmarks (a few minutes); JSON on stdout and in bench-results/latest.json
 	HF_HUB_OFFLINE=1 $(BIN)/python -m benchmarks
