@@ -31,11 +31,15 @@ up: install  ## start the whole stack; Ctrl-C stops it
 test: install  ## the test suite, on real PostgreSQL, Redis, Celery workers and tiny models
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" -ra
 
-# The tests that reach PostgreSQL or Redis, on the embedded servers; the unit, model and
-# compose tests use neither and run once, in `make test`.
-test-embedded: install  ## the suite on the embedded servers even where local ones run
+# The suite again on the embedded servers, less what does not depend on which servers run:
+# unit, model and compose tests, the API fuzz and schema checks, and the worker's own
+# behaviours (cancel, time limits, Flower events), which `make test` covers once.
+EMBEDDED_SKIP := tests/faults tests/unit tests/models tests/deploy tests/api/test_fuzz.py \
+	tests/api/test_openapi.py tests/workers/test_cancel.py tests/workers/test_time_limit.py \
+	tests/workers/test_busy_worker_events.py
+test-embedded: install  ## the server-facing tests on the embedded servers even where local ones run
 	AIGC_TEST_EMBEDDED=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" -ra \
-		--ignore=tests/faults --ignore=tests/unit --ignore=tests/models --ignore=tests/deploy
+		$(addprefix --ignore=,$(EMBEDDED_SKIP))
 
 bench: install  ## the benchmarks (a few minutes); JSON on stdout and in bench-results/latest.json
 	HF_HUB_OFFLINE=1 $(BIN)/python -m benchmarks
