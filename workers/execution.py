@@ -227,7 +227,7 @@ def _release(
         what="releasing a job",
     )
     log.warning("job %s: %s; now %s", job.id, type(exc).__name__, status)
-    # A requeued job is republished by the dispatcher once its grace has passed.
+    # A requeued job waits in PostgreSQL again; the outcome's NOTIFY wakes the dispatcher.
     _count(outcome, status or "discarded")
 
 

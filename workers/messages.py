@@ -17,7 +17,7 @@ the same message. Each layer is closed with the hook its library offers:
   (`parse_job_ids`).
 
 Dropping is safe: PostgreSQL is the record of what is owed, and a real job whose message
-went missing is republished by the dispatcher.
+went missing is put back to wait and sent again by the dispatcher.
 """
 
 from __future__ import annotations

@@ -113,7 +113,8 @@ def test_broker_emptied_with_flushall_during_a_batch(fault_stack: FaultStack, jo
     wait_for_succeeded(fault_stack, batch["id"], at_least=10)
     fault_at = time.time()
     redis.Redis.from_url(fault_stack.env["AIGC_REDIS_URL"]).flushall()
-    # Jobs were still waiting: only the dispatcher's republishing can finish them now.
+    # The window in Redis is gone: only the dispatcher, returning its jobs to wait and
+    # sending the rest, can finish the batch now.
     assert fault_stack.statuses().get("queued", 0) > 0
     final = wait_for_batch(fault_stack.client, batch["id"], timeout_s=600)
     fault_stack.report(f"broker emptied with FLUSHALL mid-batch ({jobs} jobs)", jobs, fault_at)
