@@ -142,9 +142,11 @@ class Dispatcher:
             credit = float(queue_queries.in_flight_of_kind(session, kind))
         sent = 0
         while sent < room:
+            # Room under max_running, for the teams that have one.
             may_run = {
-                team: shares[team].max_running - in_flight[team]  # type: ignore[operator]
+                team: limit - in_flight[team]
                 for team in in_flight
+                if (limit := shares[team].max_running) is not None
             }
             weights = {
                 team: shares[team].weight
