@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from benchmarks.accept import post_batch
 from benchmarks.report import comparison
-from benchmarks.services import START_TIMEOUT_S, Services, api_process, child, wait_until
+from benchmarks.services import START_TIMEOUT_S, JobStack, Services, job_stack, wait_until
 from db import teams as team_queries
 from models.registry import TINY_TEXT
 from models.tiny import ensure_tiny_model
@@ -120,14 +120,8 @@ def tiny_text_jsonl(count: int, prefix: str) -> bytes:
     ).encode()
 
 
-@dataclass
-class Stack:
-    url: str
-    worker: subprocess.Popen[bytes]
-
-
 @contextmanager
-def _stack(services: Services) -> Iterator[Stack]:
+def _stack(services: Services) -> Iterator[JobStack]:
     """API, dispatcher and one text worker (tiny-text preloaded), warm: the first chunks a
     worker runs take up to ten times longer than the next ones, so a warm-up batch of the
     benchmark team has run."""
@@ -135,19 +129,17 @@ def _stack(services: Services) -> Iterator[Stack]:
     # threads spin against the neighbours' processes and chunk times swing tenfold.
     env = services.env(OMP_NUM_THREADS=str(TORCH_THREADS))
     with (
-        api_process(services, env) as url,
-        child("dispatcher", ["dispatcher"], env, services.log_dir),
-        child("worker", ["worker", "--queues", "text"], env, services.log_dir) as worker,
-        httpx.Client(base_url=url, timeout=60.0, headers=services.headers) as client,
+        job_stack(services, env) as stack,
+        httpx.Client(base_url=stack.url, timeout=60.0, headers=services.headers) as client,
     ):
         warmup = post_batch(client, tiny_text_jsonl(WARMUP_JOBS, "warmup"))["id"]
         wait_until(
             lambda: _counts(client, warmup)["succeeded"] == WARMUP_JOBS,
             START_TIMEOUT_S,
             "fairness: the warm-up batch",
-            worker,
+            stack.worker,
         )
-        yield Stack(url, worker)
+        yield stack
 
 
 def _counts(client: httpx.Client, batch_id: str) -> dict[str, int]:

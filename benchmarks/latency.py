@@ -11,11 +11,9 @@ import subprocess
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
-import redis
 import sqlalchemy as sa
 
 from benchmarks import noop_app
@@ -23,15 +21,13 @@ from benchmarks.report import comparison
 from benchmarks.services import (
     START_TIMEOUT_S,
     Services,
-    api_process,
-    child,
-    module_child,
+    job_stack,
+    noop_worker,
     wait_until,
 )
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 JOBS, JOBS_QUICK = 40, 15
 WARMUP_JOBS = 3  # imports, pools and the broker connection warm on both sides
 JOB_TIMEOUT_S = 30.0
@@ -114,11 +110,10 @@ def _dispatch_split(services: Services, job_ids: list[str]) -> list[tuple[float,
 def _aigc_jobs(services: Services, count: int) -> list[dict[str, Any]]:
     env = services.env(AIGC_PRELOAD_MODELS="false")
     with (
-        api_process(services, env) as url,
-        child("dispatcher", ["dispatcher"], env, services.log_dir),
-        child("worker", ["worker", "--queues", "text"], env, services.log_dir) as worker,
-        httpx.Client(base_url=url, timeout=30.0, headers=services.headers) as client,
+        job_stack(services, env) as stack,
+        httpx.Client(base_url=stack.url, timeout=30.0, headers=services.headers) as client,
     ):
+        worker = stack.worker
         # The first job waits for the worker to start: it is no measure of latency.
         probe = client.post("/v1/jobs", json=ECHO_JOB).raise_for_status().json()["id"]
         wait_until(
@@ -140,41 +135,30 @@ def _aigc_jobs(services: Services, count: int) -> list[dict[str, Any]]:
 def _noop_tasks(services: Services, count: int) -> list[float]:
     """Seconds from each send until the task body starts (its own time.time()), one task at
     a time."""
-    app = noop_app.create_app(services.redis_url)
-    client = redis.Redis.from_url(services.redis_url)
-    env = services.env(PYTHONPATH=str(REPO_ROOT))
-    args = ["benchmarks.noop_app", services.redis_url]
-    try:
-        with (
-            module_child("noop-worker", args, env, services.log_dir) as worker,
-            app.producer_or_acquire() as producer,
-        ):
+    with noop_worker(services) as noop:
 
-            def one(timeout_s: float) -> float:
-                sent = time.time()
-                app.send_task(noop_app.STAMP_TASK, queue=noop_app.QUEUE, producer=producer)
-                deadline = time.monotonic() + timeout_s
-                while True:
-                    item = client.blpop([noop_app.STARTED_KEY], timeout=1)
-                    if item is not None:
-                        return float(item[1]) - sent
-                    if worker.poll() is not None:
-                        raise RuntimeError(f"noop worker exited with {worker.returncode}")
-                    if time.monotonic() > deadline:
-                        raise TimeoutError("latency: a no-op task did not start")
+        def one(timeout_s: float) -> float:
+            sent = time.time()
+            noop.app.send_task(noop_app.STAMP_TASK, queue=noop_app.QUEUE, producer=noop.producer)
+            deadline = time.monotonic() + timeout_s
+            while True:
+                item = noop.redis.blpop([noop_app.STARTED_KEY], timeout=1)
+                if item is not None:
+                    return float(item[1]) - sent
+                if noop.worker.poll() is not None:
+                    raise RuntimeError(f"noop worker exited with {noop.worker.returncode}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError("latency: a no-op task did not start")
 
-            one(START_TIMEOUT_S)  # the worker's start
-            for _ in range(WARMUP_JOBS):
-                one(JOB_TIMEOUT_S)
-                time.sleep(IDLE_GAP_S)
-            latencies = []
-            for _ in range(count):
-                latencies.append(one(JOB_TIMEOUT_S))
-                time.sleep(IDLE_GAP_S)
-            return latencies
-    finally:
-        client.close()
-        app.close()
+        one(START_TIMEOUT_S)  # the worker's start
+        for _ in range(WARMUP_JOBS):
+            one(JOB_TIMEOUT_S)
+            time.sleep(IDLE_GAP_S)
+        latencies = []
+        for _ in range(count):
+            latencies.append(one(JOB_TIMEOUT_S))
+            time.sleep(IDLE_GAP_S)
+        return latencies
 
 
 def run(services: Services, *, quick: bool) -> dict[str, Any]:

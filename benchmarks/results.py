@@ -22,7 +22,7 @@ from aigc.storage import LocalStore
 from api.routes.batches import result_chunks
 from benchmarks.accept import echo_jsonl, post_batch
 from benchmarks.report import comparison
-from benchmarks.services import START_TIMEOUT_S, Services, api_process, child
+from benchmarks.services import START_TIMEOUT_S, Services, job_stack
 from benchmarks.throughput import RUN_TIMEOUT_S, wait_for_batch
 from db.session import make_engine, make_session_factory
 
@@ -97,12 +97,12 @@ def run(services: Services, *, quick: bool) -> dict[str, Any]:
     env = services.env(AIGC_PRELOAD_MODELS="false")
     log.info("results: %d-job echo batch, then %d concurrent downloads", count, DOWNLOADERS)
     with (
-        api_process(services, env) as url,
-        # PostgreSQL is the queue: the dispatcher sends the batch's chunks to the broker.
-        child("dispatcher", ["dispatcher"], env, services.log_dir),
-        child("worker", ["worker", "--queues", "text"], env, services.log_dir) as worker,
-        httpx.Client(base_url=url, timeout=DOWNLOAD_TIMEOUT_S, headers=services.headers) as client,
+        job_stack(services, env) as stack,
+        httpx.Client(
+            base_url=stack.url, timeout=DOWNLOAD_TIMEOUT_S, headers=services.headers
+        ) as client,
     ):
+        url, worker = stack.url, stack.worker
         batch_id = _finished_batch(client, worker, count)
         path = f"/v1/batches/{batch_id}/results"
         first_s, first = _concurrent_downloads(url, path, services.headers)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import redis
 import sqlalchemy as sa
+from celery import Celery
+from kombu import Producer
 from sqlalchemy.orm import Session
 
 from aigc.cli.stack import spawn, stop_process, wait_for_http
@@ -27,7 +29,10 @@ LOCAL_POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 LOCAL_REDIS = ("127.0.0.1", 6379)
 BENCH_REDIS_DB = 10  # away from a developer's db 0 and the test runs' dbs
 START_TIMEOUT_S = 120.0  # cold imports on a busy 2-core machine
-BENCH_TEAM = "bench"  # the team whose member key every benchmark request sends
+BENCH_TEAM = "bench"
+REPO_ROOT = (
+    Path(__file__).resolve().parents[1]
+)  # the team whose member key every benchmark request sends
 
 
 @dataclass(frozen=True)
@@ -164,6 +169,58 @@ def api_process(services: Services, env: dict[str, str]) -> Iterator[str]:
         url = f"http://127.0.0.1:{port}"
         wait_for_http(f"{url}/healthz", START_TIMEOUT_S, proc)
         yield url
+
+
+@dataclass(frozen=True)
+class JobStack:
+    """The processes that run jobs: an API (its URL), a dispatcher and a worker."""
+
+    url: str
+    worker: subprocess.Popen[bytes]
+
+
+@contextmanager
+def job_stack(services: Services, env: dict[str, str]) -> Iterator[JobStack]:
+    """An API, the dispatcher (PostgreSQL is the queue: nothing runs without one) and one
+    worker of the text queues, as real processes on these services."""
+    with (
+        api_process(services, env) as url,
+        child("dispatcher", ["dispatcher"], env, services.log_dir),
+        child("worker", ["worker", "--queues", "text"], env, services.log_dir) as worker,
+    ):
+        yield JobStack(url, worker)
+
+
+@dataclass(frozen=True)
+class NoopWorker:
+    """The baseline's Celery app (a producer of it, on the benchmark Redis), its worker
+    process and a Redis client to read what the tasks record."""
+
+    app: Celery
+    producer: Producer
+    worker: subprocess.Popen[bytes]
+    redis: redis.Redis
+
+
+@contextmanager
+def noop_worker(services: Services) -> Iterator[NoopWorker]:
+    """A minimal Celery app's worker (benchmarks/noop_app.py) on the same Redis."""
+    from benchmarks import noop_app
+
+    app = noop_app.create_app(services.redis_url)
+    client = redis.Redis.from_url(services.redis_url)
+    # `benchmarks` is not an installed package: the child finds it from the repository root.
+    env = services.env(PYTHONPATH=str(REPO_ROOT))
+    args = ["benchmarks.noop_app", services.redis_url]
+    try:
+        with (
+            module_child("noop-worker", args, env, services.log_dir) as worker,
+            app.producer_or_acquire() as producer,
+        ):
+            yield NoopWorker(app, producer, worker, client)
+    finally:
+        client.close()
+        app.close()
 
 
 def wait_until(

@@ -8,11 +8,9 @@ import logging
 import subprocess
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
-import redis
 
 from benchmarks import noop_app
 from benchmarks.accept import echo_jsonl, post_batch
@@ -20,15 +18,13 @@ from benchmarks.report import comparison
 from benchmarks.services import (
     START_TIMEOUT_S,
     Services,
-    api_process,
-    child,
-    module_child,
+    job_stack,
+    noop_worker,
     wait_until,
 )
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 RUN_TIMEOUT_S = 600.0
 POLL_INTERVAL_S = 0.2  # a batch poll is a GROUP BY over its jobs: not every few ms
 
@@ -55,12 +51,10 @@ def _aigc_jobs(services: Services, count: int) -> dict[str, Any]:
     # Echo jobs need no model: nothing to preload, the worker takes jobs at once.
     env = services.env(AIGC_PRELOAD_MODELS="false")
     with (
-        api_process(services, env) as url,
-        # PostgreSQL is the queue: the dispatcher sends the batch's chunks to the broker.
-        child("dispatcher", ["dispatcher"], env, services.log_dir),
-        child("worker", ["worker", "--queues", "text"], env, services.log_dir) as worker,
-        httpx.Client(base_url=url, timeout=120.0, headers=services.headers) as client,
+        job_stack(services, env) as stack,
+        httpx.Client(base_url=stack.url, timeout=120.0, headers=services.headers) as client,
     ):
+        worker = stack.worker
         # Ready once it has run a job: imports, broker connection and database pool are warm.
         probe = post_batch(client, echo_jsonl(1, "probe"))
         wait_for_batch(client, probe["id"], worker, START_TIMEOUT_S)
@@ -78,34 +72,22 @@ def _aigc_jobs(services: Services, count: int) -> dict[str, Any]:
 
 
 def _noop_tasks(services: Services, count: int) -> float:
-    app = noop_app.create_app(services.redis_url)
-    counter = redis.Redis.from_url(services.redis_url)
-    # `benchmarks` is not an installed package: the child finds it from the repository root.
-    env = services.env(PYTHONPATH=str(REPO_ROOT))
-    args = ["benchmarks.noop_app", services.redis_url]
-    try:
-        with (
-            module_child("noop-worker", args, env, services.log_dir) as worker,
-            app.producer_or_acquire() as producer,
-        ):
+    with noop_worker(services) as noop:
 
-            def send(n: int) -> None:
-                for _ in range(n):
-                    app.send_task(noop_app.NOOP_TASK, queue=noop_app.QUEUE, producer=producer)
+        def send(n: int) -> None:
+            for _ in range(n):
+                noop.app.send_task(noop_app.NOOP_TASK, queue=noop_app.QUEUE, producer=noop.producer)
 
-            def done(n: int) -> bool:
-                return int(counter.get(noop_app.COUNTER_KEY) or 0) >= n
+        def done(n: int) -> bool:
+            return int(noop.redis.get(noop_app.COUNTER_KEY) or 0) >= n
 
-            send(1)
-            wait_until(lambda: done(1), START_TIMEOUT_S, "noop worker start", worker)
-            counter.set(noop_app.COUNTER_KEY, 0)
-            started = time.perf_counter()
-            send(count)
-            finished = wait_until(lambda: done(count), RUN_TIMEOUT_S, "noop tasks", worker, 0.01)
-            return finished - started
-    finally:
-        counter.close()
-        app.close()
+        send(1)
+        wait_until(lambda: done(1), START_TIMEOUT_S, "noop worker start", noop.worker)
+        noop.redis.set(noop_app.COUNTER_KEY, 0)
+        started = time.perf_counter()
+        send(count)
+        finished = wait_until(lambda: done(count), RUN_TIMEOUT_S, "noop tasks", noop.worker, 0.01)
+        return finished - started
 
 
 def run(services: Services, *, quick: bool) -> dict[str, Any]:
