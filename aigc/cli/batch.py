@@ -14,7 +14,6 @@ from typing import Annotated, Any
 import httpx
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -28,7 +27,15 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from aigc.cli.common import EXTENSIONS, MissingApiKey, api_key, auth_headers
+from aigc.cli.common import (
+    EXIT_FAILED,
+    EXTENSIONS,
+    MissingApiKey,
+    api_key,
+    auth_headers,
+    console,
+    err_console,
+)
 from aigc.jsonl import BadLine, decode_line, iter_lines
 from aigc.settings import get_settings
 from aigc.vocab import FINAL_BATCH_STATUSES, FINAL_JOB_STATUSES, BatchStatus, JobStatus, Priority
@@ -38,13 +45,8 @@ batch_app = typer.Typer(
     no_args_is_help=True,
 )
 
-# Messages and paths stay one line each, whatever the terminal width, so they can be grepped.
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
-
-# Exit codes: 1 for a batch that did not fully succeed or an API that cannot be used, 2 for an
-# input file that was refused (the convention of command-line usage errors).
-EXIT_FAILED = 1
+# Exit codes: EXIT_FAILED for a batch that did not fully succeed or an API that cannot be
+# used, 2 for an input file that was refused (the convention of command-line usage errors).
 EXIT_INVALID = 2
 POLL_INTERVAL_S = 0.5
 SUBMIT_TIMEOUT_S = 300.0  # a 50,000-line upload is validated and stored before the answer

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.console import Console
+
 from aigc.settings import Settings
 
 TINY_NOTICE = (
@@ -14,6 +16,12 @@ TINY_NOTICE = (
 
 # File extensions for the artifact types the generators produce.
 EXTENSIONS = {"text/plain; charset=utf-8": "txt", "image/png": "png", "audio/wav": "wav"}
+
+# Tables and results to stdout, messages to stderr, each line whole whatever the terminal
+# width (so it can be grepped, and `keys create` prints only the key on stdout).
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+EXIT_FAILED = 1  # what a command that could not do its work exits with
 
 API_KEY_FILE = "api-key"  # under AIGC_VAR_DIR, written by `aigc up`
 

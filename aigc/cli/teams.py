@@ -10,11 +10,11 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import BaseModel, ValidationError
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from aigc.cli.common import EXIT_FAILED, console, err_console
 from aigc.settings import get_settings
 from aigc.vocab import Role
 
@@ -27,10 +27,6 @@ keys_app = typer.Typer(
     no_args_is_help=True,
 )
 
-# Tables go to stdout, messages to stderr: `keys create` prints only the key on stdout.
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
-EXIT_FAILED = 1
 
 # The command-line spelling of each field the API names.
 OPTION_OF_FIELD = {
