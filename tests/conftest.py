@@ -4,6 +4,7 @@ from empty tables and an empty Redis database."""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -200,3 +201,19 @@ def waiting_jobs(settings: Settings) -> int:
             )
     finally:
         engine.dispose()
+
+
+def chat_completion_lines(count: int) -> bytes:
+    """An OpenAI batch input file of `count` chat completions for the echo model."""
+    return "".join(
+        json.dumps(
+            {
+                "custom_id": f"r{n}",
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": {"model": "echo", "messages": [{"role": "user", "content": f"hi {n}"}]},
+            }
+        )
+        + "\n"
+        for n in range(count)
+    ).encode()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +12,7 @@ from fastapi.testclient import TestClient
 from openai import OpenAI
 
 from aigc.settings import Settings
-from tests.conftest import TeamKey
+from tests.conftest import TeamKey, chat_completion_lines
 
 JSONL = b'{"custom_id": "a"}\n{"custom_id": "b"}\n'
 
@@ -249,23 +248,8 @@ def test_delete_removes_row_and_bytes(client: TestClient, settings: Settings) ->
     assert client.delete(f"/v1/files/{uploaded['id']}").status_code == 404
 
 
-def _chat_lines(count: int) -> bytes:
-    return "".join(
-        json.dumps(
-            {
-                "custom_id": f"r{n}",
-                "method": "POST",
-                "url": "/v1/chat/completions",
-                "body": {"model": "echo", "messages": [{"role": "user", "content": f"hi {n}"}]},
-            }
-        )
-        + "\n"
-        for n in range(count)
-    ).encode()
-
-
 def test_delete_is_409_while_an_unfinished_batch_uses_the_file(client: TestClient) -> None:
-    uploaded = _upload(client, _chat_lines(3))
+    uploaded = _upload(client, chat_completion_lines(3))
     created = client.post(
         "/v1/batches",
         json={
@@ -281,7 +265,7 @@ def test_delete_is_409_while_an_unfinished_batch_uses_the_file(client: TestClien
     assert refused.status_code == 409
     assert refused.json()["error"]["type"] == "conflict"
     assert batch_id in refused.json()["error"]["message"]
-    assert client.get(f"/v1/files/{uploaded['id']}/content").content == _chat_lines(3)
+    assert client.get(f"/v1/files/{uploaded['id']}/content").content == chat_completion_lines(3)
 
     # Once the batch has finished (here: cancelled), its files may go, as on OpenAI.
     assert client.post(f"/v1/batches/{batch_id}/cancel").status_code == 200

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from aigc.settings import Settings
 from api.main import create_app
-from tests.conftest import TeamKey, make_team_key
+from tests.conftest import TeamKey, chat_completion_lines, make_team_key
 
 JOB = {"kind": "text", "model": "echo", "prompt": "hello"}
 
@@ -133,21 +133,9 @@ def test_max_queued_applies_to_openai_batches(
     api: TestClient, db_engine: sa.Engine, new_team: Callable[..., TeamKey]
 ) -> None:
     limited = new_team(max_queued=2)
-    lines = "".join(
-        json.dumps(
-            {
-                "custom_id": f"r{n}",
-                "method": "POST",
-                "url": "/v1/chat/completions",
-                "body": {"model": "echo", "messages": [{"role": "user", "content": f"hi {n}"}]},
-            }
-        )
-        + "\n"
-        for n in range(3)
-    )
     uploaded = api.post(
         "/v1/files",
-        files={"file": ("in.jsonl", lines.encode())},
+        files={"file": ("in.jsonl", chat_completion_lines(3))},
         data={"purpose": "batch"},
         headers=limited.headers,
     )
