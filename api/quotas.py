@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import logging
 import math
+from functools import lru_cache
 from typing import Any
 
 from redis import Redis, RedisError
+from redis.commands.core import Script
 from sqlalchemy.orm import Session
 
 from aigc.errors import QuotaExceeded, RateLimited
@@ -74,6 +76,13 @@ def burst(rate_per_s: float) -> float:
     return max(1.0, rate_per_s)
 
 
+@lru_cache(maxsize=4)
+def _token_bucket(broker: Redis) -> Script:
+    """The token-bucket script of this client, made once (its SHA computed once): calling
+    it is an EVALSHA, loading the script on the first call to each server."""
+    return broker.register_script(TOKEN_BUCKET)
+
+
 def check_rate(broker: Redis, caller: Caller) -> None:
     """Take one submission from the team's bucket; RateLimited when it is empty. With Redis
     unreachable the limit is not enforced (logged): submissions must not depend on it."""
@@ -81,8 +90,7 @@ def check_rate(broker: Redis, caller: Caller) -> None:
     if rate is None:
         return
     try:
-        # EVALSHA, loading the script on the first call to each server.
-        allowed, wait_s = broker.register_script(TOKEN_BUCKET)(
+        allowed, wait_s = _token_bucket(broker)(
             keys=[f"{RATE_KEY_PREFIX}{caller.team_id}"], args=[rate, burst(rate)]
         )
     except RedisError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from typing import Literal
 
 from sqlalchemy import delete, exists, or_, select, update
 from sqlalchemy.orm import Session
@@ -52,22 +53,18 @@ def create_file(
     return file
 
 
-def get_file(session: Session, file_id: str, *, for_share: bool = False) -> File | None:
-    """The file; with `for_share`, locked against deletion until the caller's transaction
-    ends (a batch being created from it)."""
+def get_file(
+    session: Session, file_id: str, *, lock: Literal["share", "delete"] | None = None
+) -> File | None:
+    """The file, locked until the caller's transaction ends: with "share" against deletion
+    (a batch being created from it), with "delete" for deletion (such a batch waits, or
+    finds it gone)."""
     if not is_file_id(file_id):
         return None
     query = select(File).where(File.id == file_id)
-    if for_share:
-        query = query.with_for_update(read=True)
+    if lock is not None:
+        query = query.with_for_update(read=lock == "share")
     return session.scalar(query)
-
-
-def lock_file(session: Session, *, file_id: str) -> File | None:
-    """The file, locked for deletion: a batch being created from it waits, or finds it gone."""
-    if not is_file_id(file_id):
-        return None
-    return session.scalar(select(File).where(File.id == file_id).with_for_update())
 
 
 def batch_using_file(session: Session, *, file_id: str) -> uuid.UUID | None:

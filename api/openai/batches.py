@@ -155,7 +155,7 @@ def _parse_create(payload: dict[str, Any]) -> OpenAIBatchCreate:
 
 def _input_file_bytes(session: Session, store: ArtifactStore, file_id: str) -> bytes:
     # Locked until the batch is stored: a concurrent DELETE /v1/files waits, then sees it used.
-    file = file_queries.get_file(session, file_id, for_share=True)
+    file = file_queries.get_file(session, file_id, lock="share")
     if file is None:
         # Another team's file is not there either: the same 404, whether it exists or not.
         raise NotFound("file", file_id, field="input_file_id")

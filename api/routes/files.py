@@ -276,7 +276,7 @@ def delete_file(file_id: FileId, session: SessionDep, store: StoreDep) -> FileDe
     """Delete a file and its bytes. 409 while an unfinished batch uses it (its input, or
     its output/error file); a finished batch's files may be deleted, the batch keeps
     naming them."""
-    file = file_queries.lock_file(session, file_id=file_id)
+    file = file_queries.get_file(session, file_id, lock="delete")
     if file is None:
         raise NotFound("file", file_id)
     batch_id = file_queries.batch_using_file(session, file_id=file_id)
