@@ -27,3 +27,12 @@ def create_private(path: Path, text: str) -> bool:
         return False
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def read_private(path: Path) -> str | None:
+    """The secret in `path` without surrounding whitespace; None when there is no such file
+    (other read errors raise OSError)."""
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aigc.errors import Forbidden
-from aigc.private_file import create_private
+from aigc.private_file import create_private, read_private
 from aigc.settings import Settings
 
 KEY_FILE = "url-signing-key"
@@ -45,7 +45,7 @@ def load_or_create_key(var_dir: Path) -> str:
 
 
 def _read_key(path: Path) -> str:
-    key = path.read_text().strip()
+    key = read_private(path)
     if not key:
         raise RuntimeError(f"{path} is empty: delete it to have a new key made")
     return key

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from aigc.private_file import read_private
 from aigc.settings import Settings
 
 TINY_NOTICE = (
@@ -40,9 +41,7 @@ def api_key(settings: Settings) -> str:
         return settings.api_key.get_secret_value().strip()
     path = api_key_path(settings)
     try:
-        key = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        key = ""
+        key = read_private(path)
     except OSError as exc:
         raise MissingApiKey(f"cannot read the API key in {path}: {exc.strerror}") from exc
     if not key:

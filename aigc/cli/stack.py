@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 from aigc.cli.common import api_key_path
-from aigc.private_file import create_private
+from aigc.private_file import create_private, read_private
 from aigc.servers import EmbeddedPostgres, EmbeddedValkey
 from aigc.settings import Settings
 from aigc.signing import url_signing_key
@@ -82,8 +82,8 @@ def ensure_admin_key(database_url: str, path: Path) -> bool:
     engine = make_engine(database_url)
     try:
         with make_session_factory(engine)() as session:
-            if path.exists():
-                key = path.read_text(encoding="utf-8").strip()
+            key = read_private(path)
+            if key is not None:
                 if team_queries.key_owner(session, key) is None:
                     log.warning(
                         "the key in %s is not a live key of this database (revoked, or made "
