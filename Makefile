@@ -11,7 +11,7 @@ TORCH_INDEX_URL ?=
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo up test test-embedded test-slow bench bench-quick lint format clean
+.PHONY: install test-servers demo up test test-embedded test-slow bench bench-quick lint format clean
 
 $(STAMP): pyproject.toml Makefile
 	@test -n "$(PYTHON)" || { echo "Python 3.11+ is required"; exit 1; }
@@ -22,13 +22,25 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP)  ## virtualenv with every dependency
 
+# Servers the tests run that PyPI lacks, from Debian where missing (as root): Prometheus
+# scrapes the running stack in tests/deploy/test_prometheus.py.
+DEBIAN_TEST_PACKAGES := prometheus
+test-servers:
+	@missing=""; for pkg in $(DEBIAN_TEST_PACKAGES); do \
+		command -v $$pkg >/dev/null || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else echo "as root, install:$$missing (tests needing them are skipped)"; fi; \
+	fi
+
 demo: install  ## run a text, an image and an audio job end to end
 	HF_HUB_OFFLINE=1 $(BIN)/aigc demo
 
 up: install  ## start the whole stack; Ctrl-C stops it
 	$(BIN)/aigc up
 
-test: install  ## the test suite, on real PostgreSQL, Redis, Celery workers and tiny models
+test: install test-servers  ## the test suite, on real PostgreSQL, Redis, Celery workers and tiny models
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" -ra
 
 # The suite again on the embedded servers, less what does not depend on which servers run:
@@ -37,7 +49,7 @@ test: install  ## the test suite, on real PostgreSQL, Redis, Celery workers and 
 EMBEDDED_SKIP := tests/faults tests/unit tests/models tests/deploy tests/api/test_fuzz.py \
 	tests/api/test_openapi.py tests/workers/test_cancel.py tests/workers/test_time_limit.py \
 	tests/workers/test_busy_worker_events.py
-test-embedded: install  ## the server-facing tests on the embedded servers even where local ones run
+test-embedded: install test-servers  ## the server-facing tests on the embedded servers even where local ones run
 	AIGC_TEST_EMBEDDED=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" -ra \
 		$(addprefix --ignore=,$(EMBEDDED_SKIP))
 
@@ -47,7 +59,7 @@ bench: install  ## the benchmarks (a few minutes); JSON on stdout and in bench-r
 bench-quick: install  ## the benchmarks at smaller sizes, in about a minute
 	HF_HUB_OFFLINE=1 $(BIN)/python -m benchmarks --quick
 
-test-slow: install  ## the long fault-test variants (2,000-job batches)
+test-slow: install test-servers  ## the long fault-test variants (2,000-job batches)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m slow -ra
 
 lint: install
