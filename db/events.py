@@ -90,11 +90,16 @@ def events_after(
     limit: int,
     job_id: uuid.UUID | None = None,
     batch_id: uuid.UUID | None = None,
+    team_id: uuid.UUID | None = None,
 ) -> list[JobEvent]:
     """The next events after `cursor` in stream order: all jobs', or one job's, or one
-    batch's jobs'. Only events no later commit can precede are returned."""
+    batch's jobs' (of one team's, where given). Only events no later commit can precede
+    are returned."""
     query = _SELECT
     params: dict[str, Any] = {"txid": str(cursor.txid), "id": cursor.id, "limit": limit}
+    if team_id is not None:
+        query += " AND team_id = :team_id"
+        params["team_id"] = team_id
     if job_id is not None:
         query += " AND job_id = :job_id"
         params["job_id"] = job_id
