@@ -13,7 +13,7 @@ import logging
 import threading
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -41,12 +41,9 @@ class Subscription:
     job_id: uuid.UUID | None
     batch_id: uuid.UUID | None
     loop: asyncio.AbstractEventLoop
-    queue: asyncio.Queue[JobEvent] = field(
-        default_factory=lambda: asyncio.Queue(maxsize=STREAM_QUEUE_SIZE)
-    )
+    queue: asyncio.Queue[JobEvent]
     # Set when the queue overflowed: events were dropped and must be read again.
     behind: bool = False
-    woken: asyncio.Event = field(default_factory=asyncio.Event)
 
     def offer(self, events: list[JobEvent]) -> None:
         """Called on the stream's event loop: queue what fits, remember what did not."""
@@ -56,7 +53,6 @@ class Subscription:
             except asyncio.QueueFull:
                 self.behind = True
                 break
-        self.woken.set()
 
 
 class EventHub:
@@ -69,11 +65,13 @@ class EventHub:
         *,
         poll_s: float,
         max_streams_per_team: int,
+        queue_size: int = STREAM_QUEUE_SIZE,
     ) -> None:
         self.engine = engine
         self.session_factory = session_factory
         self.poll_s = poll_s
         self.max_streams_per_team = max_streams_per_team
+        self.queue_size = queue_size
         self._lock = threading.Lock()
         self._by_job: dict[uuid.UUID, set[Subscription]] = defaultdict(set)
         self._by_batch: dict[uuid.UUID, set[Subscription]] = defaultdict(set)
@@ -89,7 +87,9 @@ class EventHub:
         batch_id: uuid.UUID | None = None,
     ) -> Subscription:
         """Follow one job's or one batch's events from now on (call from the event loop)."""
-        subscription = Subscription(team_id, job_id, batch_id, asyncio.get_running_loop())
+        subscription = Subscription(
+            team_id, job_id, batch_id, asyncio.get_running_loop(), asyncio.Queue(self.queue_size)
+        )
         with self._lock:
             # Admin keys (team None) are operators: not limited.
             if team_id is not None and self._per_team[team_id] >= self.max_streams_per_team:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,9 +35,10 @@ from aigc.cli.common import (
     console,
     err_console,
 )
+from aigc.cli.events import StreamFailed, follow
 from aigc.jsonl import BadLine, decode_line, iter_lines
 from aigc.settings import get_settings
-from aigc.vocab import FINAL_BATCH_STATUSES, FINAL_JOB_STATUSES, BatchStatus, JobStatus, Priority
+from aigc.vocab import FINAL_JOB_STATUSES, BatchStatus, JobStatus, Priority
 
 batch_app = typer.Typer(
     help="Batches of jobs from a JSONL file: submit, follow, cancel, download the results.",
@@ -48,7 +48,6 @@ batch_app = typer.Typer(
 # Exit codes: EXIT_FAILED for a batch that did not fully succeed or an API that cannot be
 # used, 2 for an input file that was refused (the convention of command-line usage errors).
 EXIT_INVALID = 2
-POLL_INTERVAL_S = 0.5
 SUBMIT_TIMEOUT_S = 300.0  # a 50,000-line upload is validated and stored before the answer
 MAX_LINE_ERRORS_SHOWN = 50
 MAX_NAME_CHARS = 80
@@ -235,7 +234,7 @@ class _RateColumn(ProgressColumn):
 
 
 def _follow(client: httpx.Client, batch: dict[str, Any]) -> dict[str, Any]:
-    """Poll the batch until it reaches a final status, with a live progress bar."""
+    """Follow the batch's event stream until it finishes, with a live progress bar."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -248,16 +247,31 @@ def _follow(client: httpx.Client, batch: dict[str, Any]) -> dict[str, Any]:
     )
     with Progress(*columns, console=err_console) as progress:
         bar = progress.add_task(batch["status"], total=batch["counts"]["total"], failed=0)
-        while True:
+
+        def show(batch: dict[str, Any]) -> None:
             counts = batch["counts"]
             done = sum(counts[status] for status in FINAL_JOB_STATUSES)
             progress.update(
                 bar, completed=done, description=batch["status"], failed=counts[JobStatus.FAILED]
             )
-            if batch["status"] in FINAL_BATCH_STATUSES:
-                return batch
-            time.sleep(POLL_INTERVAL_S)
-            batch = _checked(client.get(f"/v1/batches/{batch['id']}"))
+
+        show(batch)
+        try:
+            for name, data in follow(client, f"/v1/batches/{batch['id']}/events"):
+                if name == "job_completed":
+                    # Between two counts from the server: one more job done.
+                    failed = progress.tasks[bar].fields["failed"]
+                    failed += data["status"] == JobStatus.FAILED
+                    progress.update(bar, advance=1, failed=failed)
+                    continue
+                batch = data
+                show(batch)
+                if name == "completed":
+                    return batch
+        except StreamFailed as exc:
+            raise ApiFailure(str(exc)) from exc
+    # The stream ended early (the server went away for good): the batch as it is now.
+    return _checked(client.get(f"/v1/batches/{batch['id']}"))  # type: ignore[no-any-return]
 
 
 def _print_counts(batch: dict[str, Any]) -> None:

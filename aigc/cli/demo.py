@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -12,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from aigc.cli.common import EXTENSIONS, TINY_NOTICE, MissingApiKey, api_key, auth_headers
+from aigc.cli.events import StreamFailed, follow
 from aigc.settings import Settings
 from aigc.vocab import FINAL_JOB_STATUSES, JobStatus
 
@@ -35,7 +37,6 @@ DEMO_JOBS: list[dict[str, Any]] = [
         "metadata": {"source": "aigc demo"},
     },
 ]
-POLL_INTERVAL_S = 0.3
 
 
 def _running_api(url: str) -> bool:
@@ -102,7 +103,6 @@ def _submit_and_follow(
         jobs[job["id"]] = job
         console.print(f"submitted {job['kind']} job {job['id']} (model {job['model']})")
 
-    deadline = time.monotonic() + timeout_s
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -111,19 +111,38 @@ def _submit_and_follow(
     )
     with Progress(*columns, console=console) as progress:
         # One bar per job, advancing with the steps (tokens, denoising steps) its worker
-        # reports while it runs.
+        # reports while it runs, as the job's event stream tells them.
         bars = {job_id: progress.add_task("", total=1, steps="") for job_id in jobs}
-        while True:
-            for job_id, job in jobs.items():
-                if job["status"] not in FINAL_JOB_STATUSES:
-                    job = jobs[job_id] = client.get(f"/v1/jobs/{job_id}").raise_for_status().json()
-                progress.update(bars[job_id], **_bar_state(job))
-            if all(job["status"] in FINAL_JOB_STATUSES for job in jobs.values()):
-                break
-            if time.monotonic() > deadline:
-                console.print(f"[red]jobs did not finish within {timeout_s:.0f}s[/]")
-                return 1
-            time.sleep(POLL_INTERVAL_S)
+
+        failures: list[str] = []
+
+        def follow_job(job_id: str) -> None:
+            job = jobs[job_id]
+            try:
+                for name, data in follow(client, f"/v1/jobs/{job_id}/events"):
+                    # The first and last events carry the whole job, the others what changed.
+                    job = data if name in ("status", "completed") else {**job, **data}
+                    jobs[job_id] = job
+                    progress.update(bars[job_id], **_bar_state(job))
+            except (httpx.HTTPError, StreamFailed) as exc:
+                failures.append(f"following {job['kind']} job {job_id} failed: {exc}")
+
+        # Daemon threads: a stream still open at the timeout does not keep the CLI alive.
+        followers = [
+            threading.Thread(target=follow_job, args=(job_id,), daemon=True) for job_id in jobs
+        ]
+        for thread in followers:
+            thread.start()
+        deadline = time.monotonic() + timeout_s
+        for thread in followers:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if any(thread.is_alive() for thread in followers):
+            console.print(f"[red]jobs did not finish within {timeout_s:.0f}s[/]")
+            return 1
+        for failure in failures:
+            console.print(f"[red]{failure}[/]")
+        if failures:
+            return 1
 
     out_dir.mkdir(parents=True, exist_ok=True)
     failed = 0
