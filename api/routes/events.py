@@ -157,6 +157,8 @@ def _event_data(event: JobEvent) -> dict[str, Any]:
         "status": event.status,
         "progress": progress,
         "error_code": event.error_code,
+        # When the change was made (its transaction's start, by the database's clock).
+        "at": event.created_at.isoformat(),
     }
 
 
