@@ -99,6 +99,8 @@ class Dispatcher:
         self.celery = celery
         self.broker = broker
         self.shares: dict[str, FairShare] = {kind: FairShare() for kind in KINDS}
+        # Whether this one holds the leader lock now (only the leader reports the queues).
+        self.leading = False
 
     def chunk_size(self, model: str, kind: str) -> int:
         sizes = self.settings.chunk_sizes
@@ -233,8 +235,10 @@ class Dispatcher:
                             stop.wait(interval)
                             continue
                         log.info("dispatcher is the leader")
+                        self.leading = True
                         self._lead(lock_conn, stop)
                     finally:
+                        self.leading = False
                         # Closed, not pooled: the lock and the LISTEN go with it, so no
                         # pooled connection keeps leadership after this one stepped down.
                         lock_conn.invalidate()
@@ -268,6 +272,7 @@ def run_dispatcher(settings: Settings, stop: threading.Event | None = None) -> N
     from aigc.connections import broker_client, database_engine
     from db.session import make_session_factory
     from workers.celery_app import create_celery_app
+    from workers.metrics import serve_dispatcher_metrics
 
     engine = database_engine(settings)
     dispatcher = Dispatcher(
@@ -277,4 +282,5 @@ def run_dispatcher(settings: Settings, stop: threading.Event | None = None) -> N
         create_celery_app(settings),
         broker_client(settings),
     )
+    serve_dispatcher_metrics(settings, dispatcher.session_factory, lambda: dispatcher.leading)
     dispatcher.run_forever(stop or threading.Event())

@@ -88,7 +88,15 @@ def api(
     """Serve the HTTP API (uvicorn)."""
     import uvicorn
 
+    from aigc.metrics import prepare_multiprocess_dir
+
     settings = get_settings()
+    if workers > 1:
+        # Each uvicorn worker counts its own requests; /metrics, served by any of them,
+        # adds up the files they all write here (emptied first: no counts of a past run).
+        prepare_multiprocess_dir(
+            settings.var_dir / "prometheus" / f"api-{port or settings.api_port}"
+        )
     uvicorn.run(
         "api.main:create_app",
         factory=True,
@@ -111,6 +119,7 @@ def worker(
     per process; run one process per GPU)."""
     from aigc.vocab import KINDS
     from workers.celery_app import get_celery_app
+    from workers.metrics import serve_worker_metrics
     from workers.routing import queues_for_kinds
 
     kinds = [q.strip() for q in queues.split(",") if q.strip()]
@@ -122,6 +131,8 @@ def worker(
         )
     # Each kind's tiers, highest first: a worker drains high before normal before low.
     names = queues_for_kinds(kinds)
+    # The solo pool runs jobs in this process: its metrics server lives here too.
+    serve_worker_metrics(get_settings(), kinds)
     get_celery_app().worker_main(
         [
             "worker",
