@@ -41,6 +41,7 @@ from db import jobs as job_queries
 from db.session import try_advisory_lock
 from workers.dispatch import Chunk, publish_chunks
 from workers.fair_share import FairShare
+from workers.metrics import DISPATCHED_JOBS, JOBS_RETURNED, serve_dispatcher_metrics
 from workers.routing import ALL_QUEUES
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,7 @@ class Dispatcher:
                     queue_queries.return_to_waiting(session, chunk.job_ids)
                 break
             sent += 1
+            DISPATCHED_JOBS.labels(kind).inc(len(chunk.job_ids))
         return sent
 
     def maintain(self) -> RoundReport:
@@ -192,6 +194,7 @@ class Dispatcher:
         if requeued:
             log.warning("%d jobs lost their worker; back to waiting", len(requeued))
             report.reaped = len(requeued)
+            JOBS_RETURNED.labels("lease_expired").inc(len(requeued))
         report.returned = self._return_lost()
         with self.session_factory.begin() as session:
             report.expired_keys = idempotency_queries.purge_expired(
@@ -214,6 +217,7 @@ class Dispatcher:
         with self.session_factory.begin() as session:
             returned = queue_queries.return_to_waiting(session, lost)
         log.warning("%d dispatched jobs were not in the broker; back to waiting", returned)
+        JOBS_RETURNED.labels("broker_lost").inc(returned)
         return returned
 
     def run_round(self) -> RoundReport:
@@ -272,7 +276,6 @@ def run_dispatcher(settings: Settings, stop: threading.Event | None = None) -> N
     from aigc.connections import broker_client, database_engine
     from db.session import make_session_factory
     from workers.celery_app import create_celery_app
-    from workers.metrics import serve_dispatcher_metrics
 
     engine = database_engine(settings)
     dispatcher = Dispatcher(

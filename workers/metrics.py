@@ -71,6 +71,18 @@ WORKER_SERVING = Gauge(
     ["kind"],
 )
 
+DISPATCHED_JOBS = Counter(
+    "aigc_dispatched_jobs_total",
+    "Jobs the dispatcher sent from PostgreSQL to the broker, by kind.",
+    ["kind"],
+)
+JOBS_RETURNED = Counter(
+    "aigc_jobs_returned_total",
+    "Jobs the dispatcher put back to wait: `lease_expired` (their worker died) or "
+    "`broker_lost` (the broker no longer held their message).",
+    ["reason"],
+)
+
 
 class BusyClock(Collector):
     """Seconds this worker spent running chunks, the one running now included, so that

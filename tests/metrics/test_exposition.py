@@ -90,6 +90,7 @@ def test_series_after_a_job_ran(stack: MetricsStack, team: TeamKey) -> None:
     assert value(dispatcher, "aigc_queue_depth", **queued) == 1
     assert (value(dispatcher, "aigc_queue_oldest_age_seconds", **queued) or -1) >= 0
     assert value(dispatcher, "aigc_jobs_active", status="queued", **queued) == 1
+    assert (value(dispatcher, "aigc_dispatched_jobs_total", kind="text") or 0) >= 1
     # The finished job is not in the queue series.
     assert value(dispatcher, "aigc_queue_depth", kind="text") is None
 
