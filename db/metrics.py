@@ -19,19 +19,21 @@ from db.tables import IN_FLIGHT, WAITING
 SNAPSHOT_TIMEOUT_MS = 2000
 
 # Each branch matches one partial index's predicate exactly, so the planner can use it;
-# team names come from the small teams table.
+# the groups (a few per kind, tier and team) then get their team's name.
 _ACTIVE_JOBS = text(
     f"""
-    SELECT active.kind, active.priority, teams.name, active.status,
-           count(*) AS jobs,
-           EXTRACT(EPOCH FROM now() - min(active.queued_at)) AS oldest_s
+    SELECT groups.kind, groups.priority, teams.name, groups.status, groups.jobs,
+           EXTRACT(EPOCH FROM now() - groups.oldest_at) AS oldest_s
     FROM (
-        SELECT kind, priority, team_id, status, queued_at FROM jobs WHERE {WAITING}
-        UNION ALL
-        SELECT kind, priority, team_id, status, queued_at FROM jobs WHERE {IN_FLIGHT}
-    ) AS active
-    JOIN teams ON teams.id = active.team_id
-    GROUP BY active.kind, active.priority, teams.name, active.status
+        SELECT kind, priority, team_id, status, count(*) AS jobs, min(queued_at) AS oldest_at
+        FROM (
+            SELECT kind, priority, team_id, status, queued_at FROM jobs WHERE {WAITING}
+            UNION ALL
+            SELECT kind, priority, team_id, status, queued_at FROM jobs WHERE {IN_FLIGHT}
+        ) AS active
+        GROUP BY kind, priority, team_id, status
+    ) AS groups
+    JOIN teams ON teams.id = groups.team_id
     """
 )
 
