@@ -67,7 +67,6 @@ def metrics_stack(
         settings,
         model_dir,
         AIGC_METRICS_TOKEN=token,
-        AIGC_WORKER_METRICS_PORT=str(worker_port),
         AIGC_DISPATCHER_METRICS_PORT=str(dispatcher_port),
     )
     stack = MetricsStack(
@@ -81,7 +80,8 @@ def metrics_stack(
         for name, args in (
             ("api", ["api", "--host", "127.0.0.1", "--port", str(api_port)]),
             ("dispatcher", ["dispatcher"]),
-            ("worker", ["worker", "--queues", worker_kinds]),
+            # The flag, as on a host running a worker per GPU, each on its own port.
+            ("worker", ["worker", "--queues", worker_kinds, "--metrics-port", str(worker_port)]),
         ):
             proc = spawn(name, args, env, log_dir)
             cleanup.callback(stop_process, proc)

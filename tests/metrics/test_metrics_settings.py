@@ -36,3 +36,13 @@ def test_the_bearer_token_must_match_exactly() -> None:
     assert not authorized(token, "0123456789abcdef")
     # No token set: open.
     assert authorized(None, None)
+
+
+def test_a_worker_metrics_port_out_of_range_is_refused_by_name() -> None:
+    from typer.testing import CliRunner
+
+    from aigc.cli.main import app
+
+    result = CliRunner().invoke(app, ["worker", "--metrics-port", "70000"])
+    assert result.exit_code == 2
+    assert "--metrics-port" in result.output
