@@ -133,6 +133,15 @@ class Settings(BaseSettings):
     # integer); Flower shows a worker Offline after two missed ones.
     worker_heartbeat_s: int = Field(2, ge=1)
 
+    # Server-sent events. Seconds between reads of new events when no notification came.
+    events_poll_s: float = Field(1.0, gt=0, le=60)
+    # Seconds of silence after which a stream sends a comment, so proxies keep it open.
+    event_keepalive_s: float = Field(15.0, gt=0, le=300)
+    # A batch stream's counts, at most this often (each is a count over the batch's jobs).
+    batch_progress_interval_s: float = Field(0.5, ge=0, le=60)
+    # Streams one team may hold open on one API process; each holds a connection open.
+    max_event_streams_per_team: int = Field(100, ge=1, le=100_000)
+
     # Metrics
     # Bearer token every /metrics asks for (API, worker, dispatcher), so a scraper needs it
     # and the world does not: the dispatcher's series carry team names. Unset: the API's

@@ -16,10 +16,11 @@ from aigc.settings import Settings, get_settings
 from aigc.signing import UrlSigner
 from aigc.storage import LocalStore
 from api.errors import install_error_handlers
+from api.event_hub import EventHub
 from api.limits import BodySizeLimit
 from api.metrics import install_metrics
 from api.openapi import install_docs, operation_id
-from api.routes import admin, artifacts, batches, files, health, jobs, models
+from api.routes import admin, artifacts, batches, events, files, health, jobs, models
 from db.session import make_session_factory
 
 
@@ -31,6 +32,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
     # The pooled connections go back to the servers when the app stops, not when the
     # process exits: a test suite builds many apps on one shared PostgreSQL.
+    app.state.event_hub.close()
     app.state.engine.dispose()
     app.state.broker_client.close()
     # One of several uvicorn workers: its live gauges leave the group's totals with it.
@@ -55,6 +57,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.catalog = build_catalog(settings)
     app.state.store = LocalStore(settings.artifact_dir)
     app.state.broker_client = broker_client(settings)
+    # Started by the first event stream: a process nobody follows holds no LISTEN.
+    app.state.event_hub = EventHub(
+        app.state.engine,
+        app.state.session_factory,
+        poll_s=settings.events_poll_s,
+        max_streams_per_team=settings.max_event_streams_per_team,
+    )
     # Fails the start, saying why, when no signing key can be had (aigc.signing).
     app.state.url_signer = UrlSigner.from_settings(settings)
     install_error_handlers(app)
@@ -64,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upload_bytes=settings.max_batch_bytes,
     )
     install_metrics(app)
-    for module in (jobs, batches, files, artifacts, models, admin, health):
+    for module in (jobs, batches, events, files, artifacts, models, admin, health):
         app.include_router(module.router)
     install_docs(app)
     return app

@@ -39,10 +39,18 @@ def install_metrics(app: FastAPI) -> None:
     app.state.metrics_registry = registry
     Instrumentator(
         should_group_status_codes=False,
+        # Latency until the response starts: an event stream open for an hour is not an
+        # hour-long request, and a download's length is the client's network, not ours.
+        should_exclude_streaming_duration=True,
         excluded_handlers=[METRICS_PATH],
         registry=registry,
     ).add(
         metrics.requests(metric_namespace="aigc", registry=registry),
-        metrics.latency(metric_namespace="aigc", buckets=SECONDS_BUCKETS, registry=registry),
+        metrics.latency(
+            metric_namespace="aigc",
+            buckets=SECONDS_BUCKETS,
+            should_exclude_streaming_duration=True,
+            registry=registry,
+        ),
     ).instrument(app)
     app.include_router(router)
