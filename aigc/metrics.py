@@ -118,7 +118,7 @@ def metrics_app(registry: CollectorRegistry, token: SecretStr | None) -> WsgiApp
     return app
 
 
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
+class MetricsServer(ThreadingMixIn, WSGIServer):
     # A slow scraper must not hold up the next one; threads die with the process.
     daemon_threads = True
 
@@ -135,14 +135,14 @@ def serve_metrics(
     host: str = "127.0.0.1",
     token: SecretStr | None = None,
     registry: CollectorRegistry = REGISTRY,
-) -> _ThreadingServer:
+) -> MetricsServer:
     """Serve `registry` at http://host:port/metrics from a daemon thread of this process;
     returns the server (its `server_port` is the one bound when `port` is 0)."""
     server = make_server(
         host,
         port,
         metrics_app(registry, token),
-        server_class=_ThreadingServer,
+        server_class=MetricsServer,
         handler_class=_QuietHandler,
     )
     thread = threading.Thread(target=server.serve_forever, name="aigc-metrics", daemon=True)
