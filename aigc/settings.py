@@ -18,6 +18,8 @@ DEFAULT_FLOWER_PORT = 5555
 DEFAULT_EMBEDDED_REDIS_PORT = 6390
 # A shorter URL signing secret is a placeholder or guessable, never a real one.
 MIN_SIGNING_KEY_CHARS = 32
+# A shorter metrics token is guessable; 16 characters of `openssl rand -hex` are 64 bits.
+MIN_METRICS_TOKEN_CHARS = 16
 
 
 class Settings(BaseSettings):
@@ -140,6 +142,21 @@ class Settings(BaseSettings):
     # Streams one team may hold open on one API process; each holds a connection open.
     max_event_streams_per_team: int = Field(100, ge=1, le=100_000)
 
+    # Metrics
+    # Bearer token every /metrics asks for (API, worker, dispatcher), so a scraper needs it
+    # and the world does not: the dispatcher's series carry team names. Unset: the API's
+    # /metrics (route templates and statuses only, no team data) is open, and the worker
+    # and dispatcher servers listen on metrics_host only. A secret: never in reprs or logs.
+    metrics_token: SecretStr | None = None
+    # Interface of the worker's and the dispatcher's metrics servers: loopback unless the
+    # operator opens it (0.0.0.0 in a container, for Prometheus to reach).
+    metrics_host: str = "127.0.0.1"
+    # Port a worker process serves /metrics on (0: none); one port per worker process.
+    worker_metrics_port: int = Field(0, ge=0, le=65535)
+    # Port the dispatcher serves /metrics on (0: none): the queue depth and oldest queued
+    # age per kind, tier and team, read from PostgreSQL at scrape time while it leads.
+    dispatcher_metrics_port: int = Field(0, ge=0, le=65535)
+
     @field_validator("database_url")
     @classmethod
     def _normalise_database_url(cls, url: str | None) -> str | None:
@@ -160,6 +177,16 @@ class Settings(BaseSettings):
             user, _, password = entry.partition(":")
             if not user or not password:
                 raise ValueError("each entry must be user:password, neither part empty")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _check_metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < MIN_METRICS_TOKEN_CHARS:
+            raise ValueError(
+                f"must be at least {MIN_METRICS_TOKEN_CHARS} characters of random secret "
+                "(e.g. `openssl rand -hex 32`)"
+            )
         return value
 
     @field_validator("url_signing_key")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,12 +11,14 @@ from fastapi import FastAPI
 
 from aigc.catalog import build_catalog
 from aigc.connections import broker_client, database_engine
+from aigc.metrics import mark_dead
 from aigc.settings import Settings, get_settings
 from aigc.signing import UrlSigner
 from aigc.storage import LocalStore
 from api.errors import install_error_handlers
 from api.event_hub import EventHub
 from api.limits import BodySizeLimit
+from api.metrics import install_metrics
 from api.openapi import install_docs, operation_id
 from api.routes import admin, artifacts, batches, events, files, health, jobs, models
 from db.session import make_session_factory
@@ -32,6 +35,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.event_hub.close()
     app.state.engine.dispose()
     app.state.broker_client.close()
+    # One of several uvicorn workers: its live gauges leave the group's totals with it.
+    mark_dead(os.getpid())
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -67,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_bytes=settings.max_request_bytes,
         upload_bytes=settings.max_batch_bytes,
     )
+    install_metrics(app)
     for module in (jobs, batches, events, files, artifacts, models, admin, health):
         app.include_router(module.router)
     install_docs(app)

@@ -135,6 +135,8 @@ class ClaimedJob(NamedTuple):
     prompt: str
     params: dict[str, Any]
     attempts: int
+    # Seconds it waited queued before this claim, on the database's clock (metrics).
+    waited_s: float = 0.0
 
 
 def claim_jobs(
@@ -161,9 +163,21 @@ def claim_jobs(
             error_code=None,
             error_message=None,
         )
-        .returning(Job.id, Job.kind, Job.model, Job.prompt, Job.params, Job.attempts)
+        .returning(
+            Job.id,
+            Job.kind,
+            Job.model,
+            Job.prompt,
+            Job.params,
+            Job.attempts,
+            func.extract("epoch", func.now() - Job.queued_at),
+        )
     ).all()
-    return sorted((ClaimedJob(*row) for row in rows), key=lambda job: job.id)
+    claimed = (
+        ClaimedJob(job_id, kind, model, prompt, params, attempts, max(0.0, float(waited_s)))
+        for job_id, kind, model, prompt, params, attempts, waited_s in rows
+    )
+    return sorted(claimed, key=lambda job: job.id)
 
 
 def _this_run(

@@ -41,6 +41,7 @@ from db import jobs as job_queries
 from db.session import try_advisory_lock
 from workers.dispatch import Chunk, publish_chunks
 from workers.fair_share import FairShare
+from workers.metrics import DISPATCHED_JOBS, JOBS_RETURNED, serve_dispatcher_metrics
 from workers.routing import ALL_QUEUES
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,8 @@ class Dispatcher:
         self.celery = celery
         self.broker = broker
         self.shares: dict[str, FairShare] = {kind: FairShare() for kind in KINDS}
+        # Whether this one holds the leader lock now (only the leader reports the queues).
+        self.leading = False
 
     def chunk_size(self, model: str, kind: str) -> int:
         sizes = self.settings.chunk_sizes
@@ -177,6 +180,7 @@ class Dispatcher:
                     queue_queries.return_to_waiting(session, chunk.job_ids)
                 break
             sent += 1
+            DISPATCHED_JOBS.labels(kind).inc(len(chunk.job_ids))
         return sent
 
     def maintain(self) -> RoundReport:
@@ -190,6 +194,7 @@ class Dispatcher:
         if requeued:
             log.warning("%d jobs lost their worker; back to waiting", len(requeued))
             report.reaped = len(requeued)
+            JOBS_RETURNED.labels("lease_expired").inc(len(requeued))
         report.returned = self._return_lost()
         with self.session_factory.begin() as session:
             report.expired_keys = idempotency_queries.purge_expired(
@@ -212,6 +217,7 @@ class Dispatcher:
         with self.session_factory.begin() as session:
             returned = queue_queries.return_to_waiting(session, lost)
         log.warning("%d dispatched jobs were not in the broker; back to waiting", returned)
+        JOBS_RETURNED.labels("broker_lost").inc(returned)
         return returned
 
     def run_round(self) -> RoundReport:
@@ -233,8 +239,10 @@ class Dispatcher:
                             stop.wait(interval)
                             continue
                         log.info("dispatcher is the leader")
+                        self.leading = True
                         self._lead(lock_conn, stop)
                     finally:
+                        self.leading = False
                         # Closed, not pooled: the lock and the LISTEN go with it, so no
                         # pooled connection keeps leadership after this one stepped down.
                         lock_conn.invalidate()
@@ -277,4 +285,5 @@ def run_dispatcher(settings: Settings, stop: threading.Event | None = None) -> N
         create_celery_app(settings),
         broker_client(settings),
     )
+    serve_dispatcher_metrics(settings, dispatcher.session_factory, lambda: dispatcher.leading)
     dispatcher.run_forever(stop or threading.Event())

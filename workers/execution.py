@@ -15,9 +15,11 @@ from collections.abc import Mapping, Sequence
 from itertools import groupby
 
 from aigc.errors import ErrorCode, JobTimeout, error_code
+from aigc.vocab import JobStatus
 from db.jobs import ClaimedJob, NewArtifact
 from models.base import Artifact, CancelCheck, GenerationRequest, Generator
 from models.errors import GenerationCanceled
+from workers import metrics
 from workers.model_cache import release_device_memory
 from workers.retry import retry_transient
 from workers.runtime import WorkerRuntime
@@ -38,6 +40,11 @@ Runs = Mapping[uuid.UUID, int]  # job id -> the attempt this worker runs
 
 def execute_jobs(runtime: WorkerRuntime, job_ids: Sequence[uuid.UUID]) -> dict[str, int]:
     """Run those of the jobs that are still queued; returns how many ended in each way."""
+    with metrics.BUSY.running():
+        return _execute(runtime, job_ids)
+
+
+def _execute(runtime: WorkerRuntime, job_ids: Sequence[uuid.UUID]) -> dict[str, int]:
     outcome: dict[str, int] = {}
 
     claimed = retry_transient(
@@ -53,6 +60,7 @@ def execute_jobs(runtime: WorkerRuntime, job_ids: Sequence[uuid.UUID]) -> dict[s
         outcome["skipped"] = skipped
     if not claimed:
         return outcome
+    metrics.chunk_claimed(claimed)
     limit_s = max(
         runtime.settings.time_limits_s.get(job.kind, DEFAULT_TIME_LIMIT_S) for job in claimed
     )
@@ -113,6 +121,8 @@ def _generate(
         else:
             log.info("%d jobs canceled while running", len(jobs))
             _count(outcome, "canceled", len(jobs))
+            for job in jobs:
+                metrics.job_finished(job, JobStatus.CANCELED)
         return
     except Exception as exc:
         release_device_memory()
@@ -167,6 +177,9 @@ def _record_success(
             for artifact in artifacts:
                 runtime.store.delete(artifact.storage_key)
     _count(outcome, "succeeded", len(recorded))
+    for job in jobs:
+        if job.id in recorded:
+            metrics.job_finished(job, JobStatus.SUCCEEDED)
     if len(recorded) < len(stored):
         _count(outcome, "discarded", len(stored) - len(recorded))
 
@@ -207,6 +220,7 @@ def _fail(runtime: WorkerRuntime, job: ClaimedJob, exc: Exception, outcome: dict
         what="recording a failure",
     )
     _count(outcome, "failed")
+    metrics.job_finished(job, JobStatus.FAILED)
 
 
 def _release(
@@ -229,6 +243,8 @@ def _release(
     log.warning("job %s: %s; now %s", job.id, type(exc).__name__, status)
     # A requeued job waits in PostgreSQL again; the outcome's NOTIFY wakes the dispatcher.
     _count(outcome, status or "discarded")
+    if status is not None:
+        metrics.job_finished(job, metrics.REQUEUED if status == JobStatus.QUEUED else status)
 
 
 def stop_check(runtime: WorkerRuntime, runs: Runs, deadline: float) -> CancelCheck:

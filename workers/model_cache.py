@@ -15,6 +15,7 @@ from models.base import Generator
 from models.errors import ModelLoadError
 from models.loading import load_generator
 from models.registry import ModelSpec, import_generator_class
+from workers.metrics import MODEL_LOAD_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class ModelCache:
             generator = load_generator(spec, self.model_dir)
             loaded = time.perf_counter()
             _warm_up(spec, generator)
+            MODEL_LOAD_SECONDS.labels(spec.name).observe(time.perf_counter() - started)
             log.info(
                 "loaded model %s in %.2fs, warmed up in %.2fs",
                 spec.name,

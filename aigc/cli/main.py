@@ -88,7 +88,15 @@ def api(
     """Serve the HTTP API (uvicorn)."""
     import uvicorn
 
+    from aigc.metrics import prepare_multiprocess_dir
+
     settings = get_settings()
+    if workers > 1:
+        # Each uvicorn worker counts its own requests; /metrics, served by any of them,
+        # adds up the files they all write here (emptied first: no counts of a past run).
+        prepare_multiprocess_dir(
+            settings.var_dir / "prometheus" / f"api-{port or settings.api_port}"
+        )
     uvicorn.run(
         "api.main:create_app",
         factory=True,
@@ -106,11 +114,21 @@ def worker(
         typer.Option(help="Comma-separated kinds to serve: text, image, audio (all their tiers)."),
     ] = "text,image,audio",
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Port to serve /metrics on (0: none); default AIGC_WORKER_METRICS_PORT. "
+            "Each worker process on a host needs its own.",
+        ),
+    ] = None,
 ) -> None:
     """Run a Celery worker for the given queues (solo pool: safe with CUDA, one job at a time
     per process; run one process per GPU)."""
     from aigc.vocab import KINDS
     from workers.celery_app import get_celery_app
+    from workers.metrics import serve_worker_metrics
     from workers.routing import queues_for_kinds
 
     kinds = [q.strip() for q in queues.split(",") if q.strip()]
@@ -122,6 +140,11 @@ def worker(
         )
     # Each kind's tiers, highest first: a worker drains high before normal before low.
     names = queues_for_kinds(kinds)
+    # The solo pool runs jobs in this process: its metrics server lives here too.
+    settings = get_settings()
+    if metrics_port is not None:
+        settings = settings.model_copy(update={"worker_metrics_port": metrics_port})
+    serve_worker_metrics(settings, kinds)
     get_celery_app().worker_main(
         [
             "worker",
@@ -130,7 +153,7 @@ def worker(
             f"--hostname={'-'.join(kinds)}-{os.getpid()}@%h",
             f"--loglevel={loglevel}",
             "--task-events",
-            f"--heartbeat-interval={get_settings().worker_heartbeat_s}",
+            f"--heartbeat-interval={settings.worker_heartbeat_s}",
             # Gossip and mingle talk to the other workers over broadcast messages; nothing
             # here needs them, and mingle waits a second at start for replies.
             "--without-gossip",
