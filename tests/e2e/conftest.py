@@ -42,6 +42,8 @@ def live_env(
         AIGC_PROFILE="offline",
         # OpenAI's names run only where an operator maps them to a served model.
         AIGC_MODEL_ALIASES=json.dumps(OPENAI_ALIASES),
+        # Progress stored every 50 ms: even a short job shows several reports on its stream.
+        AIGC_PROGRESS_INTERVAL_S="0.05",
         HF_HUB_OFFLINE="1",
     )
     return env

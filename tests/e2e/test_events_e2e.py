@@ -122,3 +122,18 @@ def test_streams_are_team_scoped_and_check_their_input(
     assert bad.status_code == 422
     assert bad.json()["error"]["errors"][0]["field"] == "Last-Event-ID"
     assert live.client.get(f"/v1/batches/{job['id']}/events").status_code == 404
+
+
+def test_a_client_that_does_not_read_its_stream_holds_nothing_up(live: LiveStack) -> None:
+    lines = [{"kind": "text", "model": "echo", "prompt": f"line {i}"} for i in range(40)]
+    batch = live.client.post("/v1/batches", json={"jobs": lines}).raise_for_status().json()
+    path = f"/v1/batches/{batch['id']}/events"
+    with live.client.stream("GET", path, timeout=STREAM_TIMEOUT) as stalled:
+        # Nothing read from the stream while the whole batch runs.
+        done = wait_for_batch(live.client, batch["id"], timeout_s=60)
+        assert done["counts"]["succeeded"] == 40
+        names = []
+        for line in stalled.iter_lines():
+            if line.startswith("event: "):
+                names.append(line.removeprefix("event: "))
+    assert names[0] == "status" and names[-1] == "completed"
