@@ -12,7 +12,7 @@ from aigc.catalog import build_catalog
 from aigc.connections import broker_client, database_engine
 from aigc.settings import Settings, get_settings
 from aigc.signing import UrlSigner
-from aigc.storage import LocalStore
+from aigc.storage import open_store
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.openapi import install_docs, operation_id
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = database_engine(settings)
     app.state.session_factory = make_session_factory(app.state.engine)
     app.state.catalog = build_catalog(settings)
-    app.state.store = LocalStore(settings.artifact_dir)
+    app.state.store = open_store(settings)
     app.state.broker_client = broker_client(settings)
     # Fails the start, saying why, when no signing key can be had (aigc.signing).
     app.state.url_signer = UrlSigner.from_settings(settings)

@@ -1,0 +1,169 @@
+"""Artifact bytes in an S3-compatible bucket (AWS S3, MinIO, SeaweedFS, …), under a prefix.
+
+Same keys as the local store (aigc.storage.check_key), prefixed. A PUT is atomic in S3:
+readers see the whole object or none, multipart uploads included (the object appears on
+completion). Clients download through presigned GET URLs, never through the API.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from aigc.settings import Settings
+from aigc.storage import PROBE_BYTES, Content, StoreUnavailable, check_key, probe_key
+
+# boto3 makes its clients' classes at runtime; no stubs for them are installed.
+S3Client = Any
+
+# Tries per S3 call (first try included), with boto3's standard backoff: a blip is ridden
+# out, an S3 that is down fails a readiness check in seconds, not minutes.
+S3_MAX_ATTEMPTS = 3
+# Streams above this go up in parts (atomic all the same); below, one PUT.
+MULTIPART_THRESHOLD_BYTES = 64 * 1024 * 1024
+# Error codes of a key that is not there: HEAD answers a bare 404, GET names it.
+MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+
+
+def content_disposition(filename: str) -> str:
+    """`attachment` with the name, RFC 6266 style: names outside ASCII go as filename*."""
+    quoted = urllib.parse.quote(filename)
+    if quoted != filename:
+        return f"attachment; filename*=utf-8''{quoted}"
+    return f'attachment; filename="{filename}"'
+
+
+def make_client(settings: Settings, endpoint_url: str | None) -> S3Client:
+    """A boto3 S3 client for this endpoint with the settings' credentials and timeouts."""
+    config = Config(
+        region_name=settings.s3_region,
+        signature_version="s3v4",
+        connect_timeout=settings.s3_connect_timeout_s,
+        read_timeout=settings.s3_read_timeout_s,
+        retries={"max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"},
+        # S3-compatible servers reached by address serve buckets as paths, not subdomains.
+        s3={"addressing_style": "path" if endpoint_url else "auto"},
+    )
+    key_id, secret = settings.s3_access_key_id, settings.s3_secret_access_key
+    return boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint_url,
+        aws_access_key_id=key_id.get_secret_value() if key_id else None,
+        aws_secret_access_key=secret.get_secret_value() if secret else None,
+        config=config,
+    )
+
+
+class S3Store:
+    """Objects under `prefix` in one bucket. `client` does the I/O; `presigner` signs
+    download URLs for the address clients use (the same client unless they differ)."""
+
+    def __init__(
+        self, client: S3Client, bucket: str, prefix: str = "", *, presigner: S3Client = None
+    ) -> None:
+        self.client = client
+        self.presigner = presigner or client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.location = "/".join(filter(None, (f"s3://{bucket}", self.prefix)))
+        self._transfer = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD_BYTES)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> S3Store:
+        """The store AIGC_ARTIFACT_STORE names (validated `s3://bucket[/prefix]`), with one
+        client per process."""
+        bucket, _, prefix = settings.artifact_store.removeprefix("s3://").partition("/")
+        client = make_client(settings, settings.s3_endpoint_url)
+        public = settings.s3_public_endpoint_url
+        presigner = make_client(settings, public) if public else client
+        return cls(client, bucket, prefix, presigner=presigner)
+
+    def _name(self, key: str) -> str:
+        path = str(check_key(key))
+        return f"{self.prefix}/{path}" if self.prefix else path
+
+    def _unavailable(self, action: str, key: str, exc: Exception) -> StoreUnavailable:
+        # The exception's text names the operation and the code, never the credentials.
+        return StoreUnavailable(f"{self.location}: {action} {key}: {type(exc).__name__}: {exc}")
+
+    def put(self, key: str, data: Content) -> None:
+        name = self._name(key)
+        try:
+            if isinstance(data, bytes):
+                self.client.put_object(Bucket=self.bucket, Key=name, Body=data)
+            else:
+                # Read from the current position in parts: a large upload is never in memory.
+                self.client.upload_fileobj(data, self.bucket, name, Config=self._transfer)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._unavailable("put", key, exc) from exc
+
+    def put_many(self, items: Iterable[tuple[str, Content]]) -> None:
+        # Each PUT is durable when S3 answers it: nothing is left to flush at the end.
+        for key, data in items:
+            self.put(key, data)
+
+    def open(self, key: str) -> BinaryIO:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._name(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in MISSING_CODES:
+                raise FileNotFoundError(f"{self.location}: no object {key}") from exc
+            raise self._unavailable("get", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._unavailable("get", key, exc) from exc
+        # botocore's StreamingBody is an io.IOBase: read(), a context manager, close().
+        return cast(BinaryIO, response["Body"])
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._name(key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in MISSING_CODES:
+                return False
+            raise self._unavailable("head", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._unavailable("head", key, exc) from exc
+        return True
+
+    def delete(self, key: str) -> None:
+        # S3 answers a missing key with success too: deleting twice is harmless.
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._unavailable("delete", key, exc) from exc
+
+    def local_path(self, key: str) -> Path | None:
+        return None
+
+    def download_url(self, key: str, *, ttl_s: int, media_type: str, filename: str) -> str | None:
+        """A presigned GET, made locally (no request to S3), that S3 answers with this
+        Content-Type and an attachment Content-Disposition."""
+        params = {
+            "Bucket": self.bucket,
+            "Key": self._name(key),
+            "ResponseContentType": media_type,
+            "ResponseContentDisposition": content_disposition(filename),
+        }
+        url: str = self.presigner.generate_presigned_url(
+            "get_object", Params=params, ExpiresIn=ttl_s
+        )
+        return url
+
+    def check(self) -> None:
+        key = probe_key()
+        self.put(key, PROBE_BYTES)
+        try:
+            with self.open(key) as body:
+                if body.read() != PROBE_BYTES:
+                    raise StoreUnavailable(f"{self.location}: the probe read back different bytes")
+        except FileNotFoundError as exc:
+            raise StoreUnavailable(f"{self.location}: the probe was not there to read") from exc
+        finally:
+            self.delete(key)
