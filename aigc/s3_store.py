@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -28,6 +29,8 @@ S3Client = Any
 S3_MAX_ATTEMPTS = 3
 # Streams above this go up in parts (atomic all the same); below, one PUT.
 MULTIPART_THRESHOLD_BYTES = 64 * 1024 * 1024
+# PUTs in flight at once in put_many; within botocore's pool of 10 connections per client.
+PUT_CONCURRENCY = 8
 # Error codes of a key that is not there: HEAD answers a bare 404, GET names it.
 MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 
@@ -105,9 +108,18 @@ class S3Store:
             raise self._unavailable("put", key, exc) from exc
 
     def put_many(self, items: Iterable[tuple[str, Content]]) -> None:
-        # Each PUT is durable when S3 answers it: nothing is left to flush at the end.
-        for key, data in items:
-            self.put(key, data)
+        """Several PUTs at once (each durable when S3 answers it): a chunk's artifacts cost
+        about one round trip per PUT_CONCURRENCY objects, not one each. The first error is
+        raised once every PUT has ended."""
+        pending = list(items)
+        if len(pending) <= 1:
+            for key, data in pending:
+                self.put(key, data)
+            return
+        with ThreadPoolExecutor(min(PUT_CONCURRENCY, len(pending))) as pool:
+            futures = [pool.submit(self.put, key, data) for key, data in pending]
+        for future in futures:
+            future.result()
 
     def open(self, key: str) -> BinaryIO:
         try:

