@@ -148,7 +148,8 @@ class Settings(BaseSettings):
     # The S3 address clients reach, when it differs (a proxy, another network): presigned
     # download URLs are signed for it. Unset: s3_endpoint_url.
     s3_public_endpoint_url: str | None = None
-    s3_region: str = "us-east-1"
+    # The region requests are signed for; S3-compatible servers take any.
+    s3_region: str = Field("us-east-1", min_length=1, max_length=64)
     # Credentials; unset, boto3 finds its own (environment, instance role). Secrets: never in
     # reprs or logs.
     s3_access_key_id: SecretStr | None = None
@@ -215,6 +216,13 @@ class Settings(BaseSettings):
                 f"letters, digits, `.`, `_`, `-` and `/`), not {value!r}"
             )
         return "/".join([f"s3://{bucket}", *parts])
+
+    @field_validator("s3_endpoint_url", "s3_public_endpoint_url")
+    @classmethod
+    def _check_s3_endpoint(cls, url: str | None) -> str | None:
+        if url is not None and not re.fullmatch(r"https?://[^\s/?#]+/?", url):
+            raise ValueError(f"must be http(s)://host[:port], with no path, not {url!r}")
+        return url.rstrip("/") if url else url
 
     def require_database_url(self) -> str:
         if not self.database_url:

@@ -179,3 +179,12 @@ def test_bad_store_setting_names_the_variable(bad: str) -> None:
 
 def test_settings_reprs_hide_the_secret(s3_settings: Settings) -> None:
     assert SECRET_ACCESS_KEY not in repr(s3_settings)
+
+
+@pytest.mark.parametrize("bad", ["127.0.0.1:9000", "http://host/path", "ftp://host", "http://"])
+def test_bad_endpoint_is_refused(bad: str) -> None:
+    with pytest.raises(ValidationError, match="s3_endpoint_url"):
+        Settings(s3_endpoint_url=bad)
+    assert Settings(s3_endpoint_url="http://127.0.0.1:9000/").s3_endpoint_url == (
+        "http://127.0.0.1:9000"
+    )
