@@ -5,7 +5,7 @@ no bytes pass through the API."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from aigc.settings import Settings
 from aigc.signing import UrlSigner
-from aigc.storage import ArtifactStore
+from aigc.storage import ArtifactStore, open_store
 from api.main import create_app
 from tests.conftest import TeamKey
 from tests.storage.conftest import record_artifact
@@ -112,3 +112,30 @@ def test_uploaded_file_goes_to_the_bucket_and_back(s3_api: TestClient) -> None:
     assert downloaded.headers["content-disposition"] == 'attachment; filename="input.jsonl"'
     assert s3_api.delete(f"/v1/files/{uploaded['id']}").status_code == 200
     assert not store.exists(key)
+
+
+def test_an_unreachable_bucket_is_503_not_500(
+    s3_settings: Settings,
+    db_engine: sa.Engine,
+    team: TeamKey,
+    tmp_path: Path,
+    free_port: Callable[[], int],
+) -> None:
+    recorded = record_artifact(db_engine, open_store(s3_settings), team)
+    stopped = s3_settings.model_copy(
+        update={
+            "s3_endpoint_url": f"http://127.0.0.1:{free_port()}",
+            "s3_connect_timeout_s": 0.5,
+            "var_dir": tmp_path,
+        }
+    )
+    with TestClient(create_app(stopped), headers=team.headers) as client:
+        for response in (
+            client.get(f"/v1/artifacts/{recorded.artifact_id}/content"),
+            client.post(
+                "/v1/files", files={"file": ("a.jsonl", b"{}\n")}, data={"purpose": "batch"}
+            ),
+        ):
+            assert response.status_code == 503, response.text
+            assert response.json()["error"]["type"] == "store_unavailable"
+            assert response.headers["retry-after"] == "5"
