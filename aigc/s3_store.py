@@ -18,6 +18,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from aigc.s3_presign import QueryPresigner
 from aigc.settings import Settings
 from aigc.storage import PROBE_BYTES, Content, StoreUnavailable, check_key, probe_key
 
@@ -31,6 +32,8 @@ S3_MAX_ATTEMPTS = 3
 MULTIPART_THRESHOLD_BYTES = 64 * 1024 * 1024
 # PUTs in flight at once in put_many; within botocore's pool of 10 connections per client.
 PUT_CONCURRENCY = 8
+# The key of the one URL botocore presigns at startup to show how it addresses the bucket.
+ADDRESS_SAMPLE_KEY = "aigc-address-sample"
 # Error codes of a key that is not there: HEAD answers a bare 404, GET names it.
 MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 
@@ -43,8 +46,21 @@ def content_disposition(filename: str) -> str:
     return f'attachment; filename="{filename}"'
 
 
-def make_client(settings: Settings, endpoint_url: str | None) -> S3Client:
-    """A boto3 S3 client for this endpoint with the settings' credentials and timeouts."""
+def make_session(settings: Settings) -> boto3.session.Session:
+    """A boto3 session with the settings' credentials where given (else boto3's own lookup:
+    environment, shared config, instance role)."""
+    key_id, secret = settings.s3_access_key_id, settings.s3_secret_access_key
+    return boto3.session.Session(
+        aws_access_key_id=key_id.get_secret_value() if key_id else None,
+        aws_secret_access_key=secret.get_secret_value() if secret else None,
+        region_name=settings.s3_region,
+    )
+
+
+def make_client(
+    session: boto3.session.Session, settings: Settings, endpoint_url: str | None
+) -> S3Client:
+    """A boto3 S3 client for this endpoint with the settings' timeouts."""
     config = Config(
         region_name=settings.s3_region,
         signature_version="s3v4",
@@ -54,25 +70,34 @@ def make_client(settings: Settings, endpoint_url: str | None) -> S3Client:
         # S3-compatible servers reached by address serve buckets as paths, not subdomains.
         s3={"addressing_style": "path" if endpoint_url else "auto"},
     )
-    key_id, secret = settings.s3_access_key_id, settings.s3_secret_access_key
-    return boto3.session.Session().client(
-        "s3",
-        endpoint_url=endpoint_url,
-        aws_access_key_id=key_id.get_secret_value() if key_id else None,
-        aws_secret_access_key=secret.get_secret_value() if secret else None,
-        config=config,
+    return session.client("s3", endpoint_url=endpoint_url, config=config)
+
+
+def make_presigner(session: boto3.session.Session, client: S3Client, bucket: str) -> QueryPresigner:
+    """Presigned URLs for `bucket` at the address `client` uses: botocore presigns one
+    URL, whose base (scheme, host, bucket path) every later URL shares."""
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise RuntimeError(
+            "no S3 credentials: set AIGC_S3_ACCESS_KEY_ID and AIGC_S3_SECRET_ACCESS_KEY, "
+            "or give boto3 its own (environment, instance role)"
+        )
+    sample = client.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": ADDRESS_SAMPLE_KEY}, ExpiresIn=1
     )
+    base_url = sample.split(ADDRESS_SAMPLE_KEY, 1)[0]
+    return QueryPresigner(base_url, client.meta.region_name, credentials)
 
 
 class S3Store:
     """Objects under `prefix` in one bucket. `client` does the I/O; `presigner` signs
-    download URLs for the address clients use (the same client unless they differ)."""
+    download URLs for the address clients use."""
 
     def __init__(
-        self, client: S3Client, bucket: str, prefix: str = "", *, presigner: S3Client = None
+        self, client: S3Client, bucket: str, prefix: str = "", *, presigner: QueryPresigner
     ) -> None:
         self.client = client
-        self.presigner = presigner or client
+        self.presigner = presigner
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.location = "/".join(filter(None, (f"s3://{bucket}", self.prefix)))
@@ -83,10 +108,11 @@ class S3Store:
         """The store AIGC_ARTIFACT_STORE names (validated `s3://bucket[/prefix]`), with one
         client per process."""
         bucket, _, prefix = settings.artifact_store.removeprefix("s3://").partition("/")
-        client = make_client(settings, settings.s3_endpoint_url)
+        session = make_session(settings)
+        client = make_client(session, settings, settings.s3_endpoint_url)
         public = settings.s3_public_endpoint_url
-        presigner = make_client(settings, public) if public else client
-        return cls(client, bucket, prefix, presigner=presigner)
+        public_client = make_client(session, settings, public) if public else client
+        return cls(client, bucket, prefix, presigner=make_presigner(session, public_client, bucket))
 
     def _name(self, key: str) -> str:
         path = str(check_key(key))
@@ -157,16 +183,11 @@ class S3Store:
     def download_url(self, key: str, *, ttl_s: int, media_type: str, filename: str) -> str | None:
         """A presigned GET, made locally (no request to S3), that S3 answers with this
         Content-Type and an attachment Content-Disposition."""
-        params = {
-            "Bucket": self.bucket,
-            "Key": self._name(key),
-            "ResponseContentType": media_type,
-            "ResponseContentDisposition": content_disposition(filename),
+        overrides = {
+            "response-content-type": media_type,
+            "response-content-disposition": content_disposition(filename),
         }
-        url: str = self.presigner.generate_presigned_url(
-            "get_object", Params=params, ExpiresIn=ttl_s
-        )
-        return url
+        return self.presigner.url(self._name(key), ttl_s=ttl_s, params=overrides)
 
     def check(self) -> None:
         key = probe_key()

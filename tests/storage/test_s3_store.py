@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import io
 import time
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import boto3
+import botocore.auth
 import httpx
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from aigc.s3_store import S3Store
+from aigc.s3_store import S3Store, content_disposition, make_client, make_presigner
 from aigc.seaweedfs import SECRET_ACCESS_KEY
 from aigc.settings import Settings
 from aigc.storage import InvalidKey, StoreUnavailable, open_store
@@ -188,3 +192,45 @@ def test_bad_endpoint_is_refused(bad: str) -> None:
     assert Settings(s3_endpoint_url="http://127.0.0.1:9000/").s3_endpoint_url == (
         "http://127.0.0.1:9000"
     )
+
+
+@pytest.mark.parametrize("token", [None, "a-session-token/with+odd=chars"])
+def test_presigned_urls_are_the_ones_botocore_makes(
+    monkeypatch: pytest.MonkeyPatch, s3_server: S3Server, token: str | None
+) -> None:
+    """Our SigV4 presigner (microseconds) against botocore's (milliseconds), at one
+    instant: the same path, query and signature, session tokens included."""
+    fixed = datetime(2026, 12, 1, 12, 34, 56)
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda remove_tzinfo=True: fixed)
+    session = boto3.session.Session(
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        aws_session_token=token,
+        region_name="eu-west-3",
+    )
+    settings = Settings(artifact_store="s3://bucket-x", s3_endpoint_url=s3_server.endpoint_url)
+    for endpoint in (s3_server.endpoint_url, None):  # path style, and AWS's virtual hosts
+        client = make_client(session, settings, endpoint)
+        presigner = make_presigner(session, client, "bucket-x")
+        key = "pre fix/jobs/ab/ü+1.png"
+        overrides = {
+            "response-content-type": "text/plain; charset=utf-8",
+            "response-content-disposition": content_disposition("résumé 1.txt"),
+        }
+        ours = presigner.url(key, ttl_s=900, params=overrides, now=fixed.replace(tzinfo=UTC))
+        theirs = client.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": "bucket-x",
+                "Key": key,
+                "ResponseContentType": overrides["response-content-type"],
+                "ResponseContentDisposition": overrides["response-content-disposition"],
+            },
+            ExpiresIn=900,
+        )
+        assert _parts(ours) == _parts(theirs)
+
+
+def _parts(url: str) -> tuple[str, str, str, dict[str, list[str]]]:
+    split = urlsplit(url)
+    return split.scheme, split.netloc, split.path, parse_qs(split.query)
