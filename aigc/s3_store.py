@@ -8,7 +8,7 @@ completion). Clients download through presigned GET URLs, never through the API.
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -20,7 +20,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from aigc.s3_presign import QueryPresigner
 from aigc.settings import Settings
-from aigc.storage import PROBE_BYTES, Content, StoreUnavailable, check_key, probe_key
+from aigc.storage import (
+    PROBE_BYTES,
+    Content,
+    InvalidKey,
+    StoreUnavailable,
+    check_key,
+    probe_key,
+)
 
 # boto3 makes its clients' classes at runtime; no stubs for them are installed.
 S3Client = Any
@@ -32,6 +39,8 @@ S3_MAX_ATTEMPTS = 3
 MULTIPART_THRESHOLD_BYTES = 64 * 1024 * 1024
 # PUTs in flight at once in put_many; within botocore's pool of 10 connections per client.
 PUT_CONCURRENCY = 8
+# S3's most keys in one DeleteObjects request.
+DELETE_BATCH_KEYS = 1000
 # The key of the one URL botocore presigns at startup to show how it addresses the bucket.
 ADDRESS_SAMPLE_KEY = "aigc-address-sample"
 # Error codes of a key that is not there: HEAD answers a bare 404, GET names it.
@@ -176,6 +185,31 @@ class S3Store:
             self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
         except (BotoCoreError, ClientError) as exc:
             raise self._unavailable("delete", key, exc) from exc
+
+    def delete_many(self, keys: Sequence[str]) -> set[str]:
+        """DeleteObjects, up to 1000 keys a request (S3's limit); keys S3 reports errors
+        for are left out of the answer."""
+        names = {}
+        for key in keys:
+            try:
+                names[self._name(key)] = key
+            except InvalidKey:
+                continue  # never stored under such a key: nothing to delete
+        listed = list(names)
+        deleted: set[str] = set()
+        for start in range(0, len(listed), DELETE_BATCH_KEYS):
+            batch = listed[start : start + DELETE_BATCH_KEYS]
+            try:
+                response = self.client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": name} for name in batch], "Quiet": True},
+                )
+            except (BotoCoreError, ClientError) as exc:
+                raise self._unavailable("delete", f"{len(batch)} objects", exc) from exc
+            # Quiet: only the failures are listed.
+            refused = {error["Key"] for error in response.get("Errors", [])}
+            deleted.update(names[name] for name in batch if name not in refused)
+        return deleted
 
     def local_path(self, key: str) -> Path | None:
         return None

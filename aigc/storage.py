@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Protocol
 
@@ -47,6 +47,10 @@ class ArtifactStore(Protocol):
     def exists(self, key: str) -> bool: ...
 
     def delete(self, key: str) -> None: ...
+
+    def delete_many(self, keys: Sequence[str]) -> set[str]:
+        """Delete several objects, in as few requests as the store allows; returns the keys
+        now gone (a missing one counts), leaving out any the store refused."""
 
     def local_path(self, key: str) -> Path | None:
         """A filesystem path to the bytes where the store has one (lets the API sendfile)."""
@@ -176,6 +180,16 @@ class LocalStore:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def delete_many(self, keys: Sequence[str]) -> set[str]:
+        deleted = set()
+        for key in keys:
+            try:
+                self.delete(key)
+            except (OSError, InvalidKey):
+                continue  # left for the caller to try again
+            deleted.add(key)
+        return deleted
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)

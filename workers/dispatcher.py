@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 LEADER_LOCK_KEY = 727275  # pg_advisory_lock key: one active dispatcher per database
 LOST_SCAN_LIMIT = 50_000  # dispatched, unclaimed jobs compared with the broker per round
 UNACKED_KEY = "unacked"  # kombu's hash of delivered, unacknowledged messages
+# Seconds the retention sweep rests after the store could not be reached: deleting can
+# wait, dispatching cannot, and each try may cost the store's timeouts.
+SWEEP_PAUSE_S = 60.0
 
 
 @dataclass
@@ -108,6 +111,7 @@ class Dispatcher:
         # Where expired bytes are deleted from: the store the settings name, unless given.
         self.store = store or open_store(settings)
         self.shares: dict[str, FairShare] = {kind: FairShare() for kind in KINDS}
+        self._sweep_paused_until = 0.0
 
     def chunk_size(self, model: str, kind: str) -> int:
         sizes = self.settings.chunk_sizes
@@ -210,28 +214,36 @@ class Dispatcher:
     def _sweep_expired(self) -> int:
         """Bytes first, then rows: a row is marked only once its bytes are deleted, so a
         crash or a store error leaves it for the next round (deleting twice is harmless).
-        The first store error ends the round's sweep: a store that is down is not asked
-        hundreds more times."""
+        Each kind's batch is one bulk delete (one S3 request per 1000 keys), so a round
+        costs the refill a few milliseconds. A store that cannot be reached pauses the
+        sweep for SWEEP_PAUSE_S: its timeouts must not hold up dispatching every round."""
+        if time.monotonic() < self._sweep_paused_until:
+            return 0
         swept = 0
         for sweep in retention_queries.SWEEPS:
             with self.session_factory() as session:
                 due = sweep.due(session, limit=self.settings.retention_sweep_rows)
-            deleted = []
-            for row_id, key in due:
-                try:
-                    self.store.delete(key)
-                except OSError as exc:
-                    log.warning(
-                        "retention sweep of %s stopped: %s: %s", sweep.name, type(exc).__name__, exc
-                    )
-                    break
-                deleted.append((row_id, key))
+            if not due:
+                continue
+            try:
+                gone = self.store.delete_many([key for _, key in due])
+            except OSError as exc:
+                self._sweep_paused_until = time.monotonic() + SWEEP_PAUSE_S
+                log.warning(
+                    "retention sweep paused %gs: %s: %s", SWEEP_PAUSE_S, type(exc).__name__, exc
+                )
+                break
+            deleted = [(row_id, key) for row_id, key in due if key in gone]
             if deleted:
                 with self.session_factory.begin() as session:
                     swept += sweep.mark_deleted(session, deleted)
                 log.info("retention: deleted %d expired %s", len(deleted), sweep.name)
             if len(deleted) < len(due):
-                break
+                log.warning(
+                    "retention: the store kept %d expired %s; retried next round",
+                    len(due) - len(deleted),
+                    sweep.name,
+                )
         return swept
 
     def _return_lost(self) -> int:

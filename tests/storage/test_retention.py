@@ -6,6 +6,7 @@ S3. A store error leaves the rows for the next round."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -164,6 +165,7 @@ def test_a_store_error_leaves_the_rows_for_the_next_round(
     db_engine: sa.Engine,
     short_team: TeamKey,
     free_port: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     store = open_store(settings)
     recorded = record_artifact(db_engine, store, short_team)
@@ -176,8 +178,13 @@ def test_a_store_error_leaves_the_rows_for_the_next_round(
             }
         )
     )
-    with dispatcher(settings, stopped) as sweeper:
+    with dispatcher(settings, stopped) as sweeper, caplog.at_level(logging.WARNING):
         assert sweeper.maintain().expired_objects == 0
+        assert "retention sweep paused" in caplog.text
+        caplog.clear()
+        # Paused after the error: the next round does not try the store again.
+        assert sweeper.maintain().expired_objects == 0
+        assert "retention" not in caplog.text
     assert _purged_at(db_engine, "artifacts", recorded.artifact_id) is None
     assert store.exists(recorded.storage_key)
     with dispatcher(settings, store) as sweeper:

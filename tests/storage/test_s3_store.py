@@ -65,6 +65,13 @@ def test_put_many_stores_every_object(store: S3Store) -> None:
             assert body.read() == data
 
 
+def test_delete_many_deletes_in_bulk(store: S3Store) -> None:
+    keys = [f"jobs/f/{n}.bin" for n in range(1200)]  # more than one request's 1000
+    store.put_many((key, b"x") for key in keys[:50])
+    assert store.delete_many([*keys, "../not-a-key"]) == set(keys)  # missing ones count
+    assert not any(store.exists(key) for key in keys[:50])
+
+
 def test_keys_are_checked_before_any_request(store: S3Store) -> None:
     for bad in ("", "/abs", "../up", "a/../b", "a//b", "a\\b", "./a", "a/\x00"):
         with pytest.raises(InvalidKey):
