@@ -110,6 +110,10 @@ class SeaweedS3:
                 client.create_bucket(Bucket=self.bucket)  # type: ignore[attr-defined]
                 return
             except (BotoCoreError, ClientError) as exc:
+                # Refused outright (a bad bucket name): waiting will not change the answer.
+                status = getattr(exc, "response", {}).get("ResponseMetadata", {})
+                if isinstance(exc, ClientError) and status.get("HTTPStatusCode", 500) < 500:
+                    raise RuntimeError(f"S3 server refused bucket {self.bucket!r}: {exc}") from exc
                 assert self.process is not None
                 if self.process.poll() is not None:
                     raise RuntimeError(
