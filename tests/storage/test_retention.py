@@ -231,13 +231,56 @@ def test_stored_batch_results_expire_with_the_teams_artifacts(
         _assert_gone(client.get(f"/v1/batches/{batch['id']}/results"), "batch")
 
 
-def _finish_batch(engine: sa.Engine, store: ArtifactStore, batch_id: uuid.UUID) -> None:
-    """Run the batch's jobs as a worker records them: claimed, text stored, succeeded."""
+def test_a_retried_batch_gets_results_again_after_they_expired(
+    settings: Settings, db_engine: sa.Engine, short_team: TeamKey
+) -> None:
+    store = open_store(settings)
+    with TestClient(create_app(settings), headers=short_team.headers) as client:
+        jobs = [{"kind": "text", "model": "echo", "prompt": f"p{n}"} for n in range(2)]
+        batch_id = client.post("/v1/batches", json={"jobs": jobs}).json()["id"]
+        _finish_batch(db_engine, store, uuid.UUID(batch_id), fail_last=True)
+        assert client.get(f"/v1/batches/{batch_id}/results").status_code == 200
+        time.sleep(RETENTION_S + 0.05)
+        _assert_gone(client.get(f"/v1/batches/{batch_id}/results"), "batch")
+        with dispatcher(settings, store) as sweeper:
+            sweeper.maintain()
+        assert client.post(f"/v1/batches/{batch_id}/retry").status_code == 200
+        # Running again: its results are streamed as they stand (no expiry yet)...
+        running = client.get(f"/v1/batches/{batch_id}/results")
+        assert running.status_code == 200
+        assert [json.loads(line)["status"] for line in running.text.splitlines()] == [
+            "succeeded",
+            "queued",
+        ]
+        # ...and stored anew, with a new expiry, once it has finished again.
+        _finish_batch(db_engine, store, uuid.UUID(batch_id))
+        again = client.get(f"/v1/batches/{batch_id}/results")
+        assert again.status_code == 200
+        assert [json.loads(line)["status"] for line in again.text.splitlines()] == [
+            "succeeded",
+            "succeeded",
+        ]
+
+
+def _finish_batch(
+    engine: sa.Engine, store: ArtifactStore, batch_id: uuid.UUID, *, fail_last: bool = False
+) -> list[uuid.UUID]:
+    """Run the batch's queued jobs as a worker records them: claimed, text stored,
+    succeeded (the last one failed, with `fail_last`). Returns their ids."""
     with Session(engine) as session, session.begin():
         ids = list(
-            session.scalars(sa.text("SELECT id FROM jobs WHERE batch_id = :id"), {"id": batch_id})
+            session.scalars(
+                sa.text("SELECT id FROM jobs WHERE batch_id = :id AND status = 'queued'"),
+                {"id": batch_id},
+            )
         )
         claimed = job_queries.claim_jobs(session, ids, worker=WORKER, lease_s=60)
+        if fail_last:
+            failing = claimed.pop()
+            job_queries.fail_job(
+                session, failing.id, worker=WORKER, attempt=failing.attempts,
+                error_code="generation_failed", error_message="test",
+            )  # fmt: skip
         artifacts = {}
         for job in claimed:
             key = f"jobs/{job.id.hex[:8]}/{job.id}-{job.attempts}-0.txt"
@@ -258,6 +301,7 @@ def _finish_batch(engine: sa.Engine, store: ArtifactStore, batch_id: uuid.UUID) 
             runs={job.id: job.attempts for job in claimed},
             artifacts=artifacts,
         )
+    return ids
 
 
 # Setting a team's retention ------------------------------------------------------------
