@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -20,6 +21,12 @@ DEFAULT_EMBEDDED_REDIS_PORT = 6390
 MIN_SIGNING_KEY_CHARS = 32
 # A shorter metrics token is guessable; 16 characters of `openssl rand -hex` are 64 bits.
 MIN_METRICS_TOKEN_CHARS = 16
+# The longest retention a team or the deployment may set, in seconds (10 years): beyond it
+# "forever" (unset) says what is meant, and it fits the teams table's 32-bit columns.
+MAX_RETENTION_S = 10 * 365 * 24 * 3600
+# S3's bucket naming rules (the common subset every S3-compatible server accepts).
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+PREFIX_PART = re.compile(r"[A-Za-z0-9._-]{1,255}")
 
 
 class Settings(BaseSettings):
@@ -156,6 +163,33 @@ class Settings(BaseSettings):
     # Port the dispatcher serves /metrics on (0: none): the queue depth and oldest queued
     # age per kind, tier and team, read from PostgreSQL at scrape time while it leads.
     dispatcher_metrics_port: int = Field(0, ge=0, le=65535)
+    # Artifact store and retention.
+    # Where artifact, file and batch-result bytes live: "local" (files under artifact_dir,
+    # what `aigc up` uses) or "s3://bucket/prefix" (any S3-compatible server), so a worker
+    # and an API on different hosts share them with no shared directory.
+    artifact_store: str = "local"
+    # The S3 API's address as the servers reach it; unset means AWS itself.
+    s3_endpoint_url: str | None = None
+    # The S3 address clients reach, when it differs (a proxy, another network): presigned
+    # download URLs are signed for it. Unset: s3_endpoint_url.
+    s3_public_endpoint_url: str | None = None
+    # The region requests are signed for; S3-compatible servers take any.
+    s3_region: str = Field("us-east-1", min_length=1, max_length=64)
+    # Credentials; unset, boto3 finds its own (environment, instance role). Secrets: never in
+    # reprs or logs.
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    # Seconds to connect to S3 and to wait on a read: /readyz and a download's redirect
+    # answer within a few of these when S3 is down, instead of hanging.
+    s3_connect_timeout_s: float = Field(3.0, gt=0, le=60)
+    s3_read_timeout_s: float = Field(30.0, gt=0, le=600)
+    # Seconds artifacts (with their jobs and stored batch results) and files are kept, for
+    # teams that set no retention of their own; unset keeps them forever. At most 10 years.
+    artifact_retention_s: int | None = Field(None, ge=1, le=MAX_RETENTION_S)
+    file_retention_s: int | None = Field(None, ge=1, le=MAX_RETENTION_S)
+    # Expired artifacts, files and batch results deleted per kind in one dispatcher
+    # maintenance round: a backlog drains over rounds without one long transaction.
+    retention_sweep_rows: int = Field(500, ge=1, le=10_000)
 
     @field_validator("database_url")
     @classmethod
@@ -198,6 +232,32 @@ class Settings(BaseSettings):
                 "(e.g. `openssl rand -hex 32`)"
             )
         return value
+
+    @field_validator("artifact_store")
+    @classmethod
+    def _check_artifact_store(cls, value: str) -> str:
+        if value == "local":
+            return value
+        bucket, _, prefix = value.removeprefix("s3://").partition("/")
+        parts = [part for part in prefix.split("/") if part]
+        if (
+            not value.startswith("s3://")
+            or not BUCKET_NAME.fullmatch(bucket)
+            or not all(PREFIX_PART.fullmatch(part) and part not in (".", "..") for part in parts)
+        ):
+            raise ValueError(
+                "AIGC_ARTIFACT_STORE must be `local` or `s3://bucket/prefix` (a bucket of "
+                "3-63 lowercase letters, digits, `.` and `-`; an optional prefix of "
+                f"letters, digits, `.`, `_`, `-` and `/`), not {value!r}"
+            )
+        return "/".join([f"s3://{bucket}", *parts])
+
+    @field_validator("s3_endpoint_url", "s3_public_endpoint_url")
+    @classmethod
+    def _check_s3_endpoint(cls, url: str | None) -> str | None:
+        if url is not None and not re.fullmatch(r"https?://[^\s/?#]+/?", url):
+            raise ValueError(f"must be http(s)://host[:port], with no path, not {url!r}")
+        return url.rstrip("/") if url else url
 
     def require_database_url(self) -> str:
         if not self.database_url:

@@ -1,4 +1,5 @@
-"""Artifact byte storage behind a small interface, so an S3-compatible store can sit beside it."""
+"""Artifact byte storage behind a small interface: a local directory (LocalStore) or an
+S3-compatible bucket (aigc.s3_store.S3Store), chosen by settings in `open_store`."""
 
 from __future__ import annotations
 
@@ -6,20 +7,34 @@ import ctypes
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Protocol
+
+from aigc.settings import Settings
 
 # What a store takes: bytes, or a binary file to copy from.
 Content = bytes | BinaryIO
 COPY_BUFFER_BYTES = 1024 * 1024
+# What a readiness check writes, reads back and deletes, under a key of its own each time.
+PROBE_PREFIX = "health"
+PROBE_BYTES = b"aigc store probe\n"
 
 
 class InvalidKey(ValueError):
     """A storage key that is empty, absolute or climbs out of the store."""
 
 
+class StoreUnavailable(OSError):
+    """The store could not be reached, or refused or garbled an operation (not a missing
+    key, which is FileNotFoundError)."""
+
+
 class ArtifactStore(Protocol):
+    # Where the bytes are, for people and /readyz: a directory or s3://bucket/prefix.
+    location: str
+
     def put(self, key: str, data: Content) -> None:
         """Store bytes (or a binary file's contents, read from its current position) under key
         atomically: readers see all of them or nothing."""
@@ -33,8 +48,34 @@ class ArtifactStore(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def delete_many(self, keys: Sequence[str]) -> set[str]:
+        """Delete several objects, in as few requests as the store allows; returns the keys
+        now gone (a missing one counts), leaving out any the store refused."""
+
     def local_path(self, key: str) -> Path | None:
         """A filesystem path to the bytes where the store has one (lets the API sendfile)."""
+
+    def download_url(self, key: str, *, ttl_s: int, media_type: str, filename: str) -> str | None:
+        """A URL the client fetches the bytes from directly, valid for ttl_s, served with
+        this type and as an attachment of this name; None where the API serves them."""
+
+    def check(self) -> None:
+        """Write, read back and delete a small probe object; StoreUnavailable (an OSError)
+        when any step fails."""
+
+
+def open_store(settings: Settings) -> ArtifactStore:
+    """The store settings.artifact_store names, made once per process (its client too)."""
+    if settings.artifact_store == "local":
+        return LocalStore(settings.artifact_dir)
+    from aigc.s3_store import S3Store  # boto3 is imported only by processes that use it
+
+    return S3Store.from_settings(settings)
+
+
+def probe_key() -> str:
+    """A fresh key for a readiness probe: concurrent checks never touch each other's."""
+    return f"{PROBE_PREFIX}/probe-{uuid.uuid4().hex}"
 
 
 def _syncfs(path: Path) -> bool:
@@ -79,6 +120,7 @@ class LocalStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        self.location = str(self.root)
         # Folders already created and checked to lie inside the store: a bulk write then
         # costs no mkdir or path resolution per file.
         self._known_dirs: set[Path] = set()
@@ -139,5 +181,34 @@ class LocalStore:
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    def delete_many(self, keys: Sequence[str]) -> set[str]:
+        deleted = set()
+        for key in keys:
+            try:
+                self.delete(key)
+            except (OSError, InvalidKey):
+                continue  # left for the caller to try again
+            deleted.add(key)
+        return deleted
+
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
+
+    def download_url(self, key: str, *, ttl_s: int, media_type: str, filename: str) -> str | None:
+        return None  # the API serves local bytes itself, behind its own signed URLs
+
+    def check(self) -> None:
+        key = probe_key()
+        try:
+            # No flush: the probe proves the directory takes writes, not durability, and a
+            # readiness poll must not sync the whole filesystem every few seconds.
+            path = self._write(key, PROBE_BYTES)
+            try:
+                if path.read_bytes() != PROBE_BYTES:
+                    raise StoreUnavailable(f"{self.location}: the probe read back different bytes")
+            finally:
+                path.unlink(missing_ok=True)
+        except StoreUnavailable:
+            raise
+        except OSError as exc:
+            raise StoreUnavailable(f"{self.location}: {type(exc).__name__}: {exc}") from exc

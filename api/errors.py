@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from aigc.errors import (
     AigcError,
     Conflict,
+    ErrorCode,
     Forbidden,
     Gone,
     InvalidBatch,
@@ -24,6 +25,7 @@ from aigc.errors import (
     TooManyRequests,
     Unauthorized,
 )
+from aigc.storage import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +127,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     for db_error in (OperationalError, PoolTimeout):
         app.add_exception_handler(db_error, _database_down)
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_down(_: Request, exc: StoreUnavailable) -> JSONResponse:
+        # An outage like the database's, not a bug: the client retries, the log says which.
+        log.warning("artifact store unavailable: %s", exc)
+        return JSONResponse(
+            error_body(
+                ErrorCode.STORE_UNAVAILABLE, "the artifact store is unreachable; retry shortly"
+            ),
+            503,
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(DBAPIError)
     async def _dbapi(request: Request, exc: DBAPIError) -> JSONResponse:

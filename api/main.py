@@ -14,7 +14,7 @@ from aigc.connections import broker_client, database_engine
 from aigc.metrics import mark_dead
 from aigc.settings import Settings, get_settings
 from aigc.signing import UrlSigner
-from aigc.storage import LocalStore
+from aigc.storage import open_store
 from api.errors import install_error_handlers
 from api.event_hub import EventHub
 from api.limits import BodySizeLimit
@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = database_engine(settings)
     app.state.session_factory = make_session_factory(app.state.engine)
     app.state.catalog = build_catalog(settings)
-    app.state.store = LocalStore(settings.artifact_dir)
+    app.state.store = open_store(settings)
     app.state.broker_client = broker_client(settings)
     # Started by the first event stream: a process nobody follows holds no LISTEN.
     app.state.event_hub = EventHub(

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
+from aigc.settings import MAX_RETENTION_S
 from aigc.vocab import (
     DEFAULT_BATCH_PRIORITY,
     DEFAULT_JOB_PRIORITY,
@@ -78,6 +79,8 @@ class ArtifactPublic(BaseModel):
     bytes: int
     sha256: str
     url: str
+    # When the bytes expire under the team's retention (then 410); null: kept forever.
+    expires_at: datetime | None = None
     width: int | None = None
     height: int | None = None
     duration_s: float | None = None
@@ -111,6 +114,8 @@ class JobPublic(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # When its artifacts expire under the team's retention; null: kept forever.
+    expires_at: datetime | None = None
     artifacts: list[ArtifactPublic]
 
 
@@ -359,6 +364,24 @@ class TeamLimits(BaseModel):
         allow_inf_nan=False,
         description="Job submissions per second; null: no limit",
     )
+    artifact_retention_s: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_RETENTION_S,
+        description=(
+            "Seconds the team's artifacts (and stored batch results) are kept, then deleted "
+            "and answered 410; null: the deployment's AIGC_ARTIFACT_RETENTION_S"
+        ),
+    )
+    file_retention_s: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_RETENTION_S,
+        description=(
+            "Seconds the team's files are kept, then deleted and answered 410; null: the "
+            "deployment's AIGC_FILE_RETENTION_S"
+        ),
+    )
 
 
 class TeamCreate(TeamLimits):
@@ -377,6 +400,8 @@ class TeamPublic(BaseModel):
     max_queued: int | None
     max_running: int | None
     rate_per_s: float | None
+    artifact_retention_s: int | None
+    file_retention_s: int | None
     created_at: datetime
 
 

@@ -6,6 +6,8 @@ from fastapi import Request
 
 from aigc.settings import Settings
 from aigc.signing import UrlSigner
+from aigc.storage import ArtifactStore
+from api.downloads import is_expired, presigned_ttl
 from api.schemas import ArtifactPublic, JobError, JobProgress, JobPublic
 from db.tables import ARTIFACT_FACTS, Artifact, Job
 
@@ -14,8 +16,21 @@ def artifact_url(
     request: Request, settings: Settings, artifact: Artifact, *, signed: bool = True
 ) -> str:
     """The artifact's download URL: signed and expiring (usable without a key, for
-    AIGC_URL_TTL_S), or, with `signed=False`, the stable one that needs the API key (for
-    what is stored and outlives any expiry: batch results, OpenAI result files)."""
+    AIGC_URL_TTL_S, never past the artifact's own expiry), or, with `signed=False`, the
+    stable one that needs the API key (for what is stored and outlives any expiry: batch
+    results, OpenAI result files). With an S3 store the signed URL is a presigned one of
+    the bucket itself; the stable one redirects there. An expired artifact's URL is the
+    API's, which answers 410 saying so."""
+    if signed and not is_expired(artifact.expires_at):
+        store: ArtifactStore = request.app.state.store
+        direct = store.download_url(
+            artifact.storage_key,
+            ttl_s=presigned_ttl(settings.url_ttl_s, artifact.expires_at),
+            media_type=artifact.mime_type,
+            filename=artifact.storage_key.rsplit("/", 1)[-1],
+        )
+        if direct is not None:
+            return direct
     path = f"/v1/artifacts/{artifact.id}/content"
     # Behind a proxy the operator sets the public base; otherwise the address the client used.
     base = settings.public_url or str(request.base_url)
@@ -55,6 +70,7 @@ def job_public(
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
+        expires_at=job.expires_at,
         artifacts=[
             ArtifactPublic(
                 id=artifact.id,
@@ -63,6 +79,7 @@ def job_public(
                 bytes=artifact.size_bytes,
                 sha256=artifact.sha256,
                 url=artifact_url(request, settings, artifact, signed=signed_urls),
+                expires_at=artifact.expires_at,
                 **{fact: getattr(artifact, fact) for fact in ARTIFACT_FACTS},
             )
             for artifact in job.artifacts

@@ -25,6 +25,7 @@ from benchmarks import (
     latency,
     model_load,
     results,
+    storage,
     throughput,
 )
 from benchmarks.report import rounded
@@ -47,7 +48,11 @@ MODEL_BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "model_load_text": model_load.run_text,
     "model_load_image": model_load.run_image,
 }
-ALL = (*SERVICE_BENCHMARKS, *MODEL_BENCHMARKS)
+# Benchmarks that start what they need themselves in the run's work directory.
+STANDALONE_BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
+    "storage": storage.run,
+}
+ALL = (*SERVICE_BENCHMARKS, *MODEL_BENCHMARKS, *STANDALONE_BENCHMARKS)
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -122,6 +127,12 @@ def _run_models(args: argparse.Namespace, work_dir: Path, results: dict[str, Any
         results[name] = _timed(name, MODEL_BENCHMARKS[name], model_dir, quick=args.quick)
 
 
+def _run_standalone(args: argparse.Namespace, work_dir: Path, results: dict[str, Any]) -> None:
+    for name, run in STANDALONE_BENCHMARKS.items():
+        if name in args.only:
+            results[name] = _timed(name, run, work_dir / name, quick=args.quick)
+
+
 def _timed(name: str, run: Callable[..., dict[str, Any]], *args: Any, quick: bool) -> Any:
     started = time.perf_counter()
     result = run(*args, quick=quick)
@@ -150,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         work_dir = Path(tmp)
         servers = _run_services(args, work_dir, log_dir, results)
         _run_models(args, work_dir, results)
+        _run_standalone(args, work_dir, results)
     document = rounded(
         {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),

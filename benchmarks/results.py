@@ -10,7 +10,6 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +17,7 @@ from sqlalchemy.orm import Session
 from starlette.requests import Request
 
 from aigc.settings import Settings
-from aigc.storage import LocalStore
+from aigc.storage import open_store
 from api.routes.batches import result_chunks
 from benchmarks.accept import echo_jsonl, post_batch
 from benchmarks.report import comparison
@@ -70,7 +69,7 @@ def _concurrent_rebuilds(services: Services, url: str, batch_id: str) -> tuple[f
     )
     engine = make_engine(services.database_url)
     factory = make_session_factory(engine)
-    store = LocalStore(Path(settings.artifact_dir))
+    store = open_store(settings)
     request = Request({"type": "http", "method": "GET", "path": "/", "headers": []})
 
     def sessions() -> AbstractContextManager[Session]:

@@ -267,13 +267,13 @@ def clear_batch_results(session: Session, *, batch_id: uuid.UUID) -> str | None:
     """Forget the batch's stored results (its jobs have changed); returns the key of the
     stale object, for the caller to delete once this commits. The batch row is locked either
     way, so a request writing the results (which holds it) finishes first and is forgotten,
-    or starts after and sees the changed jobs."""
+    or starts after and sees the changed jobs. Their retention expiry goes with them (even
+    once swept): the results made at the batch's new end get their own."""
     stale = session.scalar(select(Batch.results_key).where(Batch.id == batch_id).with_for_update())
-    if stale is not None:
-        session.execute(
-            update(Batch)
-            .where(Batch.id == batch_id)
-            .values(results_key=None, results_bytes=None, results_sha256=None)
-            .execution_options(synchronize_session=False)
-        )
+    session.execute(
+        update(Batch)
+        .where(Batch.id == batch_id)
+        .values(results_key=None, results_bytes=None, results_sha256=None, expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
     return stale

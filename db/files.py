@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 
 from aigc.ids import uuid7
 from aigc.vocab import ACTIVE_JOB_STATUSES
+from db.retention import expiry
 from db.session import affected_rows
-from db.tables import Batch, File, Job
+from db.tables import Batch, File, Job, Team
 
 # What new_file_id makes: "file-" and the 32 hex digits of a UUID.
 FILE_ID_PATTERN = r"^file-[0-9a-f]{32}$"
@@ -39,7 +40,10 @@ def create_file(
     size_bytes: int,
     storage_key: str,
     team_id: uuid.UUID,
+    retention_s: int | None,
 ) -> File:
+    """A file's row; it expires under the team's file retention, else `retention_s` (the
+    deployment's default; None keeps it until deleted)."""
     file = File(
         id=file_id,
         team_id=team_id,
@@ -47,6 +51,7 @@ def create_file(
         filename=filename,
         size_bytes=size_bytes,
         storage_key=storage_key,
+        expires_at=expiry(team_id, Team.file_retention_s, retention_s),
     )
     session.add(file)
     session.flush()

@@ -81,8 +81,12 @@ class SqlJobStore:
     A claim takes a message off the broker's window and an outcome frees a place under the
     team's max_running (or puts a job back to wait): each wakes the dispatcher."""
 
-    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+    def __init__(
+        self, session_factory: sessionmaker[Session], *, artifact_retention_s: int | None = None
+    ) -> None:
         self.session_factory = session_factory
+        # The deployment's default, for teams without an artifact retention of their own.
+        self.artifact_retention_s = artifact_retention_s
 
     def claim(
         self, job_ids: Sequence[uuid.UUID], *, worker: str, lease_s: float
@@ -124,7 +128,12 @@ class SqlJobStore:
     ) -> set[uuid.UUID]:
         with self.session_factory.begin() as session:
             recorded = job_queries.succeed_jobs(
-                session, worker=worker, runs=runs, artifacts=artifacts, progress=progress
+                session,
+                worker=worker,
+                runs=runs,
+                artifacts=artifacts,
+                progress=progress,
+                retention_s=self.artifact_retention_s,
             )
             notify_dispatcher(session)
             return recorded

@@ -16,8 +16,9 @@ from aigc.ids import uuid7
 from aigc.vocab import ACTIVE_JOB_STATUSES, DEFAULT_JOB_PRIORITY, JobStatus, Kind
 from db.dispatch_queue import notify_dispatcher
 from db.intervals import seconds_from_now
+from db.retention import expiry
 from db.session import affected_rows
-from db.tables import ARTIFACT_FACTS, IN_FLIGHT, WAITING, Artifact, Job
+from db.tables import ARTIFACT_FACTS, IN_FLIGHT, WAITING, Artifact, Job, Team
 
 
 def back_in_queue() -> dict[str, Any]:
@@ -246,29 +247,34 @@ def succeed_jobs(
     runs: Mapping[uuid.UUID, int],
     artifacts: Mapping[uuid.UUID, Sequence[NewArtifact]],
     progress: tuple[int, int] | None = None,
+    retention_s: int | None = None,
 ) -> set[uuid.UUID]:
     """running → succeeded with their artifact rows, for several jobs in one statement and
     the caller's transaction. `runs` maps each job to the attempt that produced `artifacts`;
-    `progress` (steps done, total), the run's last report, goes in with the status.
+    `progress` (steps done, total), the run's last report, goes in with the status. Job
+    and artifacts expire under the team's artifact retention, else `retention_s` (the
+    deployment's default; None keeps them forever).
 
     Returns the ids recorded. A job that stopped being this run meanwhile (canceled, or
     taken over after its lease expired) is left out, with no artifact rows. The rows go in
     with the one status change to `succeeded`, which happens once per job: a job never ends
     with two sets or half a set.
     """
-    # The artifacts belong to the job's team and name the key that submitted it.
+    # The artifacts belong to the job's team, name the key that submitted it and expire
+    # with it.
     recorded = {
-        job_id: (team_id, key_prefix)
-        for job_id, team_id, key_prefix in session.execute(
+        job_id: (team_id, key_prefix, expires_at)
+        for job_id, team_id, key_prefix, expires_at in session.execute(
             update(Job)
             .where(_this_run(runs, worker))
             .values(
                 status=JobStatus.SUCCEEDED,
                 finished_at=func.now(),
                 lease_expires_at=None,
+                expires_at=expiry(Job.team_id, Team.artifact_retention_s, retention_s),
                 **_progress_values(progress),
             )
-            .returning(Job.id, Job.team_id, Job.key_prefix)
+            .returning(Job.id, Job.team_id, Job.key_prefix, Job.expires_at)
         )
     }
     rows = [
@@ -282,9 +288,10 @@ def succeed_jobs(
             "size_bytes": artifact.size_bytes,
             "sha256": artifact.sha256,
             "storage_key": artifact.storage_key,
+            "expires_at": expires_at,
             **{fact: artifact.facts.get(fact) for fact in ARTIFACT_FACTS},
         }
-        for job_id, (team_id, key_prefix) in recorded.items()
+        for job_id, (team_id, key_prefix, expires_at) in recorded.items()
         for artifact in artifacts[job_id]
     ]
     if rows:

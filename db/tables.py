@@ -40,6 +40,10 @@ NAMING_CONVENTION = {
 # running: the predicates of the partial indexes the dispatcher reads (migration 0007).
 WAITING = "status = 'queued' AND dispatched_at IS NULL"
 IN_FLIGHT = "dispatched_at IS NOT NULL AND status IN ('queued', 'running')"
+# An artifact or file whose bytes the retention sweep will delete once it expires
+# (migration 0010), and a batch's stored results likewise.
+EXPIRING = "expires_at IS NOT NULL AND purged_at IS NULL"
+RESULTS_EXPIRING = "expires_at IS NOT NULL AND results_key IS NOT NULL"
 
 
 class Base(DeclarativeBase):
@@ -64,6 +68,10 @@ class Team(Base):
     max_running: Mapped[int | None] = mapped_column(Integer)
     # Submissions per second (a token bucket with a burst of one second's worth).
     rate_per_s: Mapped[float | None] = mapped_column(Float)
+    # Seconds its artifacts (with their jobs and batch results) and its files are kept;
+    # NULL means the deployment's AIGC_ARTIFACT_RETENTION_S / AIGC_FILE_RETENTION_S.
+    artifact_retention_s: Mapped[int | None] = mapped_column(Integer)
+    file_retention_s: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -161,6 +169,8 @@ class Job(TeamOwned, Base):
     # Steps (tokens, denoising steps) done of the total while it runs, stored at a bounded rate.
     progress_done: Mapped[int | None] = mapped_column(Integer)
     progress_total: Mapped[int | None] = mapped_column(Integer)
+    # When its artifacts expire (set with them on success); NULL: kept forever.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     artifacts: Mapped[list[Artifact]] = relationship(
         back_populates="job", order_by="Artifact.index", cascade="all, delete-orphan"
@@ -176,6 +186,7 @@ class Batch(TeamOwned, Base):
     __table_args__ = (
         CheckConstraint(_in("api", BatchApi), name="api"),
         CheckConstraint(_in("priority", Priority), name="priority"),
+        Index("ix_batches_results_expiring", "expires_at", postgresql_where=RESULTS_EXPIRING),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid7)
@@ -196,12 +207,15 @@ class Batch(TeamOwned, Base):
     results_key: Mapped[str | None] = mapped_column(Text)
     results_bytes: Mapped[int | None] = mapped_column(BigInteger)
     results_sha256: Mapped[str | None] = mapped_column(String(64))
+    # When the stored results expire (set as they are stored); the sweep then deletes them.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class File(TeamOwned, Base):
     """A file of the OpenAI Files API: an uploaded batch input or a batch's output/errors."""
 
     __tablename__ = "files"
+    __table_args__ = (Index("ix_files_expiring", "expires_at", postgresql_where=EXPIRING),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     purpose: Mapped[str] = mapped_column(String(32))
@@ -209,6 +223,10 @@ class File(TeamOwned, Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     storage_key: Mapped[str] = mapped_column(Text, unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Under the team's file retention; NULL: kept until deleted.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the retention sweep deleted the bytes; the row stays so the API answers 410.
+    purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class IdempotencyKey(TeamOwned, Base):
@@ -234,6 +252,7 @@ class IdempotencyKey(TeamOwned, Base):
 
 class Artifact(TeamOwned, Base):
     __tablename__ = "artifacts"
+    __table_args__ = (Index("ix_artifacts_expiring", "expires_at", postgresql_where=EXPIRING),)
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid7)
     job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
@@ -253,6 +272,10 @@ class Artifact(TeamOwned, Base):
     characters: Mapped[int | None] = mapped_column(Integer)
     tokens: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Under the team's artifact retention; NULL: kept forever.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the retention sweep deleted the bytes; the row stays so the API answers 410.
+    purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     job: Mapped[Job] = relationship(back_populates="artifacts")
 

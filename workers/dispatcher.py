@@ -14,7 +14,9 @@ Every `dispatch_interval_s` it also
 2. returns dispatched jobs the broker does not hold (a publish that failed, a broker
    restarted without its data or emptied with FLUSHALL) to waiting: the window is rebuilt
    from PostgreSQL;
-3. forgets idempotency keys past their lifetime.
+3. forgets idempotency keys past their lifetime;
+4. deletes the bytes of artifacts, files and batch results past their retention, a
+   bounded batch of each (`retention_sweep_rows`), and marks their rows (db.retention).
 
 Any number of dispatchers may run; a PostgreSQL advisory lock lets one lead at a time.
 """
@@ -34,10 +36,12 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from aigc.settings import Settings
+from aigc.storage import ArtifactStore, open_store
 from aigc.vocab import KINDS
 from db import dispatch_queue as queue_queries
 from db import idempotency as idempotency_queries
 from db import jobs as job_queries
+from db import retention as retention_queries
 from db.session import try_advisory_lock
 from workers.dispatch import Chunk, publish_chunks
 from workers.fair_share import FairShare
@@ -49,6 +53,9 @@ log = logging.getLogger(__name__)
 LEADER_LOCK_KEY = 727275  # pg_advisory_lock key: one active dispatcher per database
 LOST_SCAN_LIMIT = 50_000  # dispatched, unclaimed jobs compared with the broker per round
 UNACKED_KEY = "unacked"  # kombu's hash of delivered, unacknowledged messages
+# Seconds the retention sweep rests after the store could not be reached: deleting can
+# wait, dispatching cannot, and each try may cost the store's timeouts.
+SWEEP_PAUSE_S = 60.0
 
 
 @dataclass
@@ -56,6 +63,8 @@ class RoundReport:
     reaped: int = 0
     returned: int = 0
     expired_keys: int = 0
+    # Artifacts, files and batch results whose bytes the retention sweep deleted.
+    expired_objects: int = 0
     dispatched: int = 0
 
 
@@ -93,15 +102,19 @@ class Dispatcher:
         session_factory: sessionmaker[Session],
         celery: Celery,
         broker: Redis,
+        store: ArtifactStore | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.session_factory = session_factory
         self.celery = celery
         self.broker = broker
+        # Where expired bytes are deleted from: the store the settings name, unless given.
+        self.store = store or open_store(settings)
         self.shares: dict[str, FairShare] = {kind: FairShare() for kind in KINDS}
         # Whether this one holds the leader lock now (only the leader reports the queues).
         self.leading = False
+        self._sweep_paused_until = 0.0
 
     def chunk_size(self, model: str, kind: str) -> int:
         sizes = self.settings.chunk_sizes
@@ -185,7 +198,7 @@ class Dispatcher:
 
     def maintain(self) -> RoundReport:
         """Reap expired leases, rebuild what the broker lost of the window, forget old
-        idempotency keys."""
+        idempotency keys, delete what expired under retention."""
         report = RoundReport()
         with self.session_factory.begin() as session:
             requeued = job_queries.reap_expired_leases(
@@ -200,7 +213,43 @@ class Dispatcher:
             report.expired_keys = idempotency_queries.purge_expired(
                 session, ttl_s=self.settings.idempotency_ttl_s
             )
+        report.expired_objects = self._sweep_expired()
         return report
+
+    def _sweep_expired(self) -> int:
+        """Bytes first, then rows: a row is marked only once its bytes are deleted, so a
+        crash or a store error leaves it for the next round (deleting twice is harmless).
+        Each kind's batch is one bulk delete (one S3 request per 1000 keys), so a round
+        costs the refill a few milliseconds. A store that cannot be reached pauses the
+        sweep for SWEEP_PAUSE_S: its timeouts must not hold up dispatching every round."""
+        if time.monotonic() < self._sweep_paused_until:
+            return 0
+        swept = 0
+        for sweep in retention_queries.SWEEPS:
+            with self.session_factory() as session:
+                due = sweep.due(session, limit=self.settings.retention_sweep_rows)
+            if not due:
+                continue
+            try:
+                gone = self.store.delete_many([key for _, key in due])
+            except OSError as exc:
+                self._sweep_paused_until = time.monotonic() + SWEEP_PAUSE_S
+                log.warning(
+                    "retention sweep paused %gs: %s: %s", SWEEP_PAUSE_S, type(exc).__name__, exc
+                )
+                break
+            deleted = [(row_id, key) for row_id, key in due if key in gone]
+            if deleted:
+                with self.session_factory.begin() as session:
+                    swept += sweep.mark_deleted(session, deleted)
+                log.info("retention: deleted %d expired %s", len(deleted), sweep.name)
+            if len(deleted) < len(due):
+                log.warning(
+                    "retention: the store kept %d expired %s; retried next round",
+                    len(due) - len(deleted),
+                    sweep.name,
+                )
+        return swept
 
     def _return_lost(self) -> int:
         with self.session_factory() as session:
@@ -284,6 +333,7 @@ def run_dispatcher(settings: Settings, stop: threading.Event | None = None) -> N
         make_session_factory(engine),
         create_celery_app(settings),
         broker_client(settings),
+        open_store(settings),
     )
     serve_dispatcher_metrics(settings, dispatcher.session_factory, lambda: dispatcher.leading)
     dispatcher.run_forever(stop or threading.Event())

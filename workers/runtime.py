@@ -11,7 +11,7 @@ from functools import lru_cache
 from aigc.catalog import Catalog, build_catalog
 from aigc.connections import database_engine
 from aigc.settings import Settings, get_settings
-from aigc.storage import ArtifactStore, LocalStore
+from aigc.storage import ArtifactStore, open_store
 from db.job_store import JobStore, SqlJobStore
 from db.session import make_session_factory
 from workers.heartbeat import Heartbeat
@@ -33,12 +33,15 @@ class WorkerRuntime:
 
 def create_runtime(settings: Settings) -> WorkerRuntime:
     # No pre-ping: every statement a worker runs is retried on a connection error.
-    jobs = SqlJobStore(make_session_factory(database_engine(settings, pre_ping=False)))
+    jobs = SqlJobStore(
+        make_session_factory(database_engine(settings, pre_ping=False)),
+        artifact_retention_s=settings.artifact_retention_s,
+    )
     worker_name = f"{socket.gethostname()}:{os.getpid()}"
     return WorkerRuntime(
         settings=settings,
         jobs=jobs,
-        store=LocalStore(settings.artifact_dir),
+        store=open_store(settings),
         catalog=build_catalog(settings),
         models=ModelCache(settings.model_dir, settings.model_cache_size),
         heartbeat=Heartbeat(jobs, worker_name, settings.lease_s),

@@ -35,10 +35,14 @@ OPTION_OF_FIELD = {
     "max_queued": "--max-queued",
     "max_running": "--max-running",
     "rate_per_s": "--rate",
+    "artifact_retention_s": "--artifact-retention",
+    "file_retention_s": "--file-retention",
     "team": "--team",
     "role": "--role",
 }
 NO_LIMIT = "none"  # what `teams update` takes to lift a limit
+# Retention options take seconds or a number with one of these units: 90d, 12h, 30m.
+DURATION_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 Weight = Annotated[int | None, typer.Option(help="Share of the workers against other teams.")]
 MaxQueued = Annotated[
@@ -49,6 +53,20 @@ MaxRunning = Annotated[
 ]
 Rate = Annotated[
     str | None, typer.Option(help=f"Job submissions per second ('{NO_LIMIT}': no limit).")
+]
+ArtifactRetention = Annotated[
+    str | None,
+    typer.Option(
+        help="How long artifacts and batch results are kept: seconds, or e.g. 30d, 12h "
+        f"('{NO_LIMIT}': the deployment's default)."
+    ),
+]
+FileRetention = Annotated[
+    str | None,
+    typer.Option(
+        help="How long uploaded and result files are kept: seconds, or e.g. 30d, 12h "
+        f"('{NO_LIMIT}': the deployment's default)."
+    ),
 ]
 
 
@@ -111,8 +129,28 @@ def _limit(value: str | None, option: str) -> int | float | None:
         ) from exc
 
 
+def _duration(value: str | None, option: str) -> int | None:
+    """A retention option's seconds ("3600", "90d", "12h"), or None for 'none'."""
+    if value is None or value.strip().lower() == NO_LIMIT:
+        return None
+    text = value.strip().lower()
+    unit = DURATION_UNITS_S.get(text[-1:], 0)
+    number = text[:-1] if unit else text
+    if not number.isdigit():
+        raise typer.BadParameter(
+            f"{value!r} is not a duration (seconds, or a number with s, m, h or d) or '{NO_LIMIT}'",
+            param_hint=option,
+        )
+    return int(number) * (unit or 1)
+
+
 def _limits(
-    weight: int | None, max_queued: str | None, max_running: str | None, rate: str | None
+    weight: int | None,
+    max_queued: str | None,
+    max_running: str | None,
+    rate: str | None,
+    artifact_retention: str | None = None,
+    file_retention: str | None = None,
 ) -> dict[str, Any]:
     """The options given, as the fields of TeamLimits."""
     given = {
@@ -120,8 +158,23 @@ def _limits(
         "max_queued": (max_queued, _limit(max_queued, "--max-queued")),
         "max_running": (max_running, _limit(max_running, "--max-running")),
         "rate_per_s": (rate, _limit(rate, "--rate")),
+        "artifact_retention_s": (
+            artifact_retention,
+            _duration(artifact_retention, "--artifact-retention"),
+        ),
+        "file_retention_s": (file_retention, _duration(file_retention, "--file-retention")),
     }
     return {field: value for field, (raw, value) in given.items() if raw is not None}
+
+
+def _kept(seconds: int | None) -> str:
+    """A retention as the options take it, in its largest whole unit (30d, 12h, 90s)."""
+    if seconds is None:
+        return "-"
+    for unit, size in sorted(DURATION_UNITS_S.items(), key=lambda item: -item[1]):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def _when(stamp: datetime | None) -> str:
@@ -135,7 +188,15 @@ def _or_dash(value: object) -> str:
 def _teams_table(teams: list[Any]) -> Table:
     table = Table()
     table.add_column("name", no_wrap=True)
-    for column in ("weight", "max queued", "max running", "rate/s", "created"):
+    for column in (
+        "weight",
+        "max queued",
+        "max running",
+        "rate/s",
+        "artifacts kept",
+        "files kept",
+        "created",
+    ):
         table.add_column(column)
     for team in teams:
         table.add_row(
@@ -144,6 +205,8 @@ def _teams_table(teams: list[Any]) -> Table:
             _or_dash(team.max_queued),
             _or_dash(team.max_running),
             _or_dash(team.rate_per_s),
+            _kept(team.artifact_retention_s),
+            _kept(team.file_retention_s),
             _when(team.created_at),
         )
     return table
@@ -159,12 +222,15 @@ def teams_create(
     max_queued: MaxQueued = None,
     max_running: MaxRunning = None,
     rate: Rate = None,
+    artifact_retention: ArtifactRetention = None,
+    file_retention: FileRetention = None,
 ) -> None:
-    """Create a team (weight 1 and no limits unless given)."""
+    """Create a team (weight 1, no limits and the deployment's retention unless given)."""
     from api.schemas import TeamCreate
     from db import teams as team_queries
 
-    body = _validated(TeamCreate, {"name": name, **_limits(weight, max_queued, max_running, rate)})
+    limits = _limits(weight, max_queued, max_running, rate, artifact_retention, file_retention)
+    body = _validated(TeamCreate, {"name": name, **limits})
     with _session() as session:
         try:
             team = team_queries.create_team(session, **body.model_dump())
@@ -189,16 +255,19 @@ def teams_update(
     max_queued: MaxQueued = None,
     max_running: MaxRunning = None,
     rate: Rate = None,
+    artifact_retention: ArtifactRetention = None,
+    file_retention: FileRetention = None,
 ) -> None:
-    """Change a team's share or limits; options left out stay as they are, 'none' lifts a
-    limit."""
+    """Change a team's share, limits or retention; options left out stay as they are,
+    'none' lifts a limit (or returns a retention to the deployment's default)."""
     from api.schemas import TeamLimits
     from db import teams as team_queries
 
-    changes = _limits(weight, max_queued, max_running, rate)
+    changes = _limits(weight, max_queued, max_running, rate, artifact_retention, file_retention)
     if not changes:
         raise typer.BadParameter(
-            "give at least one of --weight, --max-queued, --max-running, --rate"
+            "give at least one of --weight, --max-queued, --max-running, --rate, "
+            "--artifact-retention, --file-retention"
         )
     body = _validated(TeamLimits, changes)
     with _session() as session:

@@ -256,6 +256,7 @@ def write_result_files_once(
                 filename=f"batch_{batch.id}_output.jsonl",
                 data=output,  # type: ignore[arg-type]
                 team_id=batch.team_id,
+                retention_s=request.app.state.settings.file_retention_s,
             )
             if errors.tell():
                 error_id = file_queries.new_file_id()
@@ -267,6 +268,7 @@ def write_result_files_once(
                     filename=f"batch_{batch.id}_error.jsonl",
                     data=errors,  # type: ignore[arg-type]
                     team_id=batch.team_id,
+                    retention_s=request.app.state.settings.file_retention_s,
                 )
                 file_queries.set_batch_error_file(session, batch.id, error_id)
         session.commit()

@@ -1,5 +1,6 @@
 """Artifact bytes: with an API key (the team's own artifacts), or through a signed,
-expiring URL from a job response (no key: a browser or a CMS can fetch it)."""
+expiring URL from a job response (no key: a browser or a CMS can fetch it). With an S3
+store both answer a redirect to a presigned URL of the bytes."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from fastapi import APIRouter, Query, Request, Response
 from aigc.errors import Gone, NotFound
 from aigc.signing import UrlSigner
 from api.auth import CredentialsDep, authenticate
-from api.deps import SessionDep, StoreDep
-from api.downloads import stored_response
+from api.deps import SessionDep, SettingsDep, StoreDep
+from api.downloads import check_not_expired, presigned_ttl, stored_response
 from api.schemas import BINARY
 from db import jobs as job_queries
 
@@ -42,9 +43,10 @@ Signature = Annotated[
         },
         206: {"description": "The range asked for", "content": {"*/*": {"schema": BINARY}}},
         304: {"description": "Not modified: the ETag (the sha256) matches If-None-Match"},
+        307: {"description": "S3 store: a presigned URL of the bytes, in Location"},
         401: {"description": "Not signed, and no valid API key"},
         403: {"description": "Signed, but expired, altered or malformed"},
-        410: {"description": "The artifact's bytes are no longer stored"},
+        410: {"description": "The artifact expired under its team's retention, or is gone"},
         416: {"description": "The range starts past the end"},
     },
 )
@@ -52,6 +54,7 @@ def artifact_content(
     artifact_id: uuid.UUID,
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     store: StoreDep,
     credentials: CredentialsDep,
     expires: Expires = None,
@@ -68,6 +71,7 @@ def artifact_content(
     artifact = job_queries.get_artifact(session, artifact_id)
     if artifact is None:
         raise NotFound("artifact", artifact_id)
+    check_not_expired("artifact", artifact_id, artifact.expires_at)
     if not store.exists(artifact.storage_key):
         raise Gone(f"the bytes of artifact {artifact_id} are no longer stored")
     return stored_response(
@@ -77,4 +81,5 @@ def artifact_content(
         media_type=artifact.mime_type,
         filename=artifact.storage_key.rsplit("/", 1)[-1],
         sha256=artifact.sha256,
+        url_ttl_s=presigned_ttl(settings.url_ttl_s, artifact.expires_at),
     )

@@ -45,7 +45,13 @@ from api.deps import (
     SettingsDep,
     StoreDep,
 )
-from api.downloads import NOSNIFF, stored_response
+from api.downloads import (
+    NOSNIFF,
+    check_not_expired,
+    is_expired,
+    presigned_ttl,
+    stored_response,
+)
 from api.errors import invalid_request
 from api.idempotency import (
     IdempotencyKeyHeader,
@@ -66,6 +72,7 @@ from api.serialize import job_public
 from api.validation import parse_batch_job
 from db import batches as batch_queries
 from db import jobs as job_queries
+from db import retention as retention_queries
 from db.scope import scoped_like
 from db.tables import Batch, Job
 
@@ -452,6 +459,8 @@ def list_batch_jobs(
         },
         206: {"description": "The range asked for (finished batches)"},
         304: {"description": "Not modified: the ETag matches If-None-Match"},
+        307: {"description": "S3 store: a presigned URL of the stored results, in Location"},
+        410: {"description": "The stored results expired under the team's retention"},
         416: {"description": "The range starts past the end"},
     },
 )
@@ -467,6 +476,7 @@ def batch_results(
     batch = batch_queries.get_batch(session, batch_id)
     if batch is None:
         raise NotFound("batch", batch_id)
+    check_not_expired("the results of batch", batch_id, batch.expires_at)
     filename = f"batch-{batch_id}-results.jsonl"
     if not (batch.results_sha256 and batch.results_key and store.exists(batch.results_key)):
         stored = _finished(session, batch) and _store_results(
@@ -491,6 +501,7 @@ def batch_results(
         media_type=RESULTS_MEDIA_TYPE,
         filename=filename,
         sha256=batch.results_sha256,
+        url_ttl_s=presigned_ttl(settings.url_ttl_s, batch.expires_at),
     )
 
 
@@ -530,6 +541,9 @@ def _store_results(
             store.put(key, spool)
         batch_queries.record_batch_results(
             session, batch_id=batch.id, size_bytes=size, sha256=digest.hexdigest()
+        )
+        retention_queries.batch_results_expiry(
+            session, batch_id=batch.id, default_s=settings.artifact_retention_s
         )
         session.commit()
         if stale is not None:
@@ -576,7 +590,8 @@ def _result_line(
     artifacts = []
     for artifact, row in zip(public.artifacts, job.artifacts, strict=True):
         entry = artifact.model_dump(mode="json")
-        if job.kind == Kind.TEXT:
+        # An expired artifact's text is deleted (or about to be): its entry says when.
+        if job.kind == Kind.TEXT and not is_expired(row.expires_at):
             with store.open(row.storage_key) as f:
                 entry["text"] = f.read().decode("utf-8")
         artifacts.append(entry)

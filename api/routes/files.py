@@ -20,7 +20,7 @@ from aigc.storage import ArtifactStore, Content
 from api import quotas
 from api.auth import CallerDep, authenticate
 from api.deps import BrokerClientDep, SessionDep, SettingsDep, StoreDep
-from api.downloads import stored_response
+from api.downloads import check_not_expired, presigned_ttl, stored_response
 from api.schemas import BINARY
 from db import files as file_queries
 from db.tables import File
@@ -74,6 +74,9 @@ class FileObject(BaseModel):
     filename: str
     purpose: str
     status: Literal["processed"] = "processed"
+    # Unix seconds after which the content answers 410 (the team's file retention); null:
+    # kept until deleted.
+    expires_at: int | None = None
 
 
 def file_object(file: File) -> FileObject:
@@ -83,6 +86,7 @@ def file_object(file: File) -> FileObject:
         created_at=int(file.created_at.timestamp()),
         filename=file.filename,
         purpose=file.purpose,
+        expires_at=int(file.expires_at.timestamp()) if file.expires_at else None,
     )
 
 
@@ -99,10 +103,11 @@ def save_file(
     filename: str,
     data: Content,
     team_id: uuid.UUID,
+    retention_s: int | None,
 ) -> File:
     """The bytes (or a file's contents) into the store, then the row in the caller's
     transaction: a failed insert leaves only unreferenced bytes behind, never a row without
-    bytes."""
+    bytes. The file expires under the team's file retention, else `retention_s`."""
     key = storage_key(file_id)
     if isinstance(data, bytes):
         size = len(data)
@@ -118,6 +123,7 @@ def save_file(
         size_bytes=size,
         storage_key=key,
         team_id=team_id,
+        retention_s=retention_s,
     )
 
 
@@ -193,6 +199,7 @@ def _create_file(
     filename: str,
     data: Content,
     team_id: uuid.UUID,
+    retention_s: int | None,
 ) -> FileObject:
     file = save_file(
         session,
@@ -202,6 +209,7 @@ def _create_file(
         filename=filename,
         data=data,
         team_id=team_id,
+        retention_s=retention_s,
     )
     session.commit()
     return file_object(file)
@@ -241,6 +249,7 @@ async def upload_file(
             filename=filename,
             data=upload.file,
             team_id=caller.team_id,
+            retention_s=settings.file_retention_s,
         )
     finally:
         await form.close()
@@ -297,15 +306,22 @@ def delete_file(file_id: FileId, session: SessionDep, store: StoreDep) -> FileDe
     responses={
         200: {"content": {"application/octet-stream": {"schema": BINARY}}},
         206: {"description": "The range asked for", "content": {"application/octet-stream": {}}},
-        410: {"description": "The file's bytes are no longer stored"},
+        307: {"description": "S3 store: a presigned URL of the bytes, in Location"},
+        410: {"description": "The file expired under its team's retention, or is gone"},
         416: {"description": "The range starts past the end"},
     },
 )
 def file_content(
-    file_id: FileId, request: Request, session: SessionDep, store: StoreDep
+    file_id: FileId,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    store: StoreDep,
 ) -> Response:
-    """The file's bytes (HTTP ranges supported)."""
+    """The file's bytes (HTTP ranges supported), or with an S3 store a redirect (307) to
+    them."""
     file = _load_file(session, file_id)
+    check_not_expired("file", file_id, file.expires_at)
     if not store.exists(file.storage_key):
         raise Gone(f"the bytes of file {file_id} are no longer stored")
     return stored_response(
@@ -314,4 +330,5 @@ def file_content(
         file.storage_key,
         media_type="application/octet-stream",
         filename=file.filename,
+        url_ttl_s=presigned_ttl(settings.url_ttl_s, file.expires_at),
     )

@@ -62,7 +62,9 @@ def test_up_with_embedded_servers_runs_a_job_and_stops_cleanly(
         assert key not in "".join(p.read_text() for p in (tmp_path / "var").glob("**/*.log"))
         assert httpx.get(f"{api_url}/v1/jobs").status_code == 401
         with httpx.Client(base_url=api_url, timeout=30, headers=auth_headers(key)) as client:
-            assert client.get("/readyz").json()["checks"] == {"database": "ok", "broker": "ok"}
+            checks = client.get("/readyz").json()["checks"]
+            # The embedded default is the local store, checked like the servers.
+            assert checks == {"database": "ok", "broker": "ok", "store": "ok"}
             assert client.get("/v1/admin/teams").status_code == 200
             job = submit(client, kind="text", model="echo", prompt="embedded all the way")
             done = wait_for_job(client, job["id"], timeout_s=120)

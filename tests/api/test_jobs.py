@@ -103,7 +103,7 @@ def test_health_and_ready(client: TestClient) -> None:
     assert client.get("/healthz").json()["status"] == "ok"
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"database": "ok", "broker": "ok"}
+    assert ready.json()["checks"] == {"database": "ok", "broker": "ok", "store": "ok"}
 
 
 def test_openapi_docs_are_served(client: TestClient) -> None:
