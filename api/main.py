@@ -16,7 +16,7 @@ from aigc.storage import LocalStore
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from api.openapi import install_docs, operation_id
-from api.routes import admin, artifacts, batches, files, health, jobs, models
+from api.routes import admin, artifacts, batches, files, health, jobs, models, webhooks
 from db.session import make_session_factory
 
 
@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_bytes=settings.max_request_bytes,
         upload_bytes=settings.max_batch_bytes,
     )
-    for module in (jobs, batches, files, artifacts, models, admin, health):
+    for module in (jobs, batches, files, artifacts, models, webhooks, admin, health):
         app.include_router(module.router)
     install_docs(app)
     return app

@@ -55,6 +55,8 @@ def job_public(
         created_at=job.created_at,
         started_at=job.started_at,
         finished_at=job.finished_at,
+        webhook=job.webhook,
+        webhook_events_filter=job.webhook_events_filter,
         artifacts=[
             ArtifactPublic(
                 id=artifact.id,

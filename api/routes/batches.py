@@ -54,6 +54,7 @@ from api.idempotency import (
     remember,
     replay_if_seen,
 )
+from api.routes.webhooks import valid_webhook_url
 from api.schemas import (
     BatchCounts,
     BatchCreate,
@@ -151,6 +152,8 @@ def batch_public(batch: Batch, counts: batch_queries.BatchCounts) -> BatchPublic
         started_at=counts.started_at,
         finished_at=counts.finished_at,
         cancel_requested_at=batch.cancel_requested_at,
+        webhook=batch.webhook,
+        webhook_events_filter=batch.webhook_events_filter,
     )
 
 
@@ -285,10 +288,14 @@ def _create(
         create = BatchCreate.model_validate(payload)
     except ValidationError as exc:
         raise invalid_request(exc) from exc
+    webhook = valid_webhook_url(create.webhook, settings)
     return submit_native_batch(
         request, session, settings, catalog, list(enumerate(create.jobs, start=1)),
         require_custom_id=False, priority=create.priority, metadata=create.metadata or {},
-        caller=caller, before_commit=before_commit,
+        caller=caller, before_commit=before_commit, webhook=webhook,
+        webhook_events_filter=(
+            [str(word) for word in dict.fromkeys(create.webhook_events_filter)] if webhook else None
+        ),
     )  # fmt: skip
 
 
@@ -309,6 +316,8 @@ def submit_native_batch(
     metadata: dict[str, Any],
     caller: Caller,
     before_commit: Callable[[Batch], None],
+    webhook: str | None = None,
+    webhook_events_filter: list[str] | None = None,
 ) -> dict[str, Any]:
     """Validate every (line number, job) of a native batch as it is stored; returns
     the new batch's public object."""
@@ -321,6 +330,7 @@ def submit_native_batch(
     batch = accept_batch(
         session, jobs=jobs, priority=priority, metadata=metadata,
         caller=caller, before_commit=before_commit,
+        webhook=webhook, webhook_events_filter=webhook_events_filter,
     )  # fmt: skip
     counts = batch_queries.BatchCounts.all_queued(batch.total)
     return batch_public(batch, counts).model_dump(mode="json")
