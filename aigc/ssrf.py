@@ -91,14 +91,12 @@ def refusal(address: IPAddress, *, allow_private: bool) -> str | None:
         isinstance(address, ipaddress.IPv4Address) and address in _THIS_NETWORK
     ):
         return "an unspecified address"
+    if address.is_loopback:
+        return None if allow_private else "a loopback address"
     if address.is_reserved:
         return "a reserved address"
-    if address.is_global:
+    if address.is_global or allow_private:
         return None
-    if allow_private:
-        return None
-    if address.is_loopback:
-        return "a loopback address"
     if address.is_link_local:
         return "a link-local address"
     if address.is_private:

@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, selectinload
 
+from aigc.ids import uuid7
 from aigc.webhooks.events import DeliveryStatus
 from aigc.webhooks.signing import new_secret
 from db.events import EventCursor
@@ -49,9 +50,7 @@ def valid_secrets(session: Session, team_id: uuid.UUID) -> Sequence[WebhookSecre
 
 def ensure_secrets(session: Session, team_ids: Iterable[uuid.UUID]) -> None:
     """Give each team without a current secret one (concurrent callers make one)."""
-    rows = [
-        {"id": uuid.uuid4(), "team_id": team_id, "secret": new_secret()} for team_id in team_ids
-    ]
+    rows = [{"id": uuid7(), "team_id": team_id, "secret": new_secret()} for team_id in team_ids]
     if rows:
         session.execute(
             insert(WebhookSecret)

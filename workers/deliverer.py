@@ -32,6 +32,7 @@ import httpx
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from aigc.ids import uuid7
 from aigc.settings import Settings
 from aigc.signing import UrlSigner
 from aigc.ssrf import (
@@ -95,7 +96,7 @@ class FanOut:
     ) -> None:
         self.rows.append(
             {
-                "id": uuid.uuid4(),
+                "id": uuid7(),
                 "msg_id": message_id(event_key, target),
                 "team_id": team_id,
                 "url": url,
@@ -455,8 +456,8 @@ class Deliverer:
                     extensions={"sni_hostname": destination.sni_hostname},
                 ) as response:
                     snippet = await _read_some(response, SNIPPET_BYTES)
-        except TimeoutError:
-            return None, "timeout", None
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            return None, f"timeout ({type(exc).__name__})", None
         except httpx.HTTPError as exc:
             return None, f"{type(exc).__name__}: {exc}"[:ERROR_CHARS], None
         error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
