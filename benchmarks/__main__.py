@@ -17,7 +17,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import accept, fairness, generation, latency, model_load, results, throughput
+from benchmarks import (
+    accept,
+    fairness,
+    generation,
+    latency,
+    model_load,
+    results,
+    throughput,
+    webhooks,
+)
 from benchmarks.report import rounded
 from benchmarks.services import Services, running_services
 
@@ -30,6 +39,7 @@ SERVICE_BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "latency": latency.run,
     "results": results.run,
     "fairness": fairness.run,
+    "webhooks": webhooks.run,
 }
 MODEL_BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "batched_text": generation.run_text,

@@ -64,7 +64,16 @@ def ensure_secrets(session: Session, team_ids: Iterable[uuid.UUID]) -> None:
 def secrets_by_team(session: Session, team_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
     """Each team's signing secrets (current first), made where a team has none yet."""
     teams = set(team_ids)
-    ensure_secrets(session, teams)
+    found = _valid_secrets_of(session, teams)
+    missing = [team for team, secrets in found.items() if not secrets]
+    if missing:
+        ensure_secrets(session, missing)
+        found.update(_valid_secrets_of(session, missing))
+    return found
+
+
+def _valid_secrets_of(session: Session, teams: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
+    teams = list(teams)
     rows = session.execute(
         select(WebhookSecret.team_id, WebhookSecret.secret)
         .where(

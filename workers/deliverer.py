@@ -72,6 +72,7 @@ ERROR_CHARS = 500  # of an error's text, kept with the attempt
 PURGE_INTERVAL_S = 60.0  # between purges of job events the fan-out has passed
 PURGE_BATCH = 5_000  # events deleted per statement: short transactions
 LEASE_MARGIN_S = 5.0  # a lease outlives the longest request by this much
+HIDDEN_RETRY_S = 0.01  # first look again for notified events an older transaction hides
 
 
 @dataclass
@@ -361,9 +362,8 @@ class Deliverer:
         """Lease up to `limit` due deliveries, with their teams' signing secrets."""
         with self.session_factory.begin() as session:
             due = webhook_queries.take_due(session, limit=limit, lease_s=self._lease_s())
-        if not due:
-            return [], {}
-        with self.session_factory.begin() as session:
+            if not due:
+                return [], {}
             team_secrets = webhook_queries.secrets_by_team(session, {d.team_id for d in due})
         return due, team_secrets
 
@@ -544,20 +544,28 @@ class Deliverer:
         conn.exec_driver_sql(event_queries.listen_statement())
         notifications = conn.connection.driver_connection
         next_purge = time.monotonic() + PURGE_INTERVAL_S
+        # A notification means events committed. Reading none after one, an older
+        # transaction (anywhere on the server) still hides them (db.events), and its end
+        # sends no notification: look again soon, then less and less often.
+        pending, hidden_s = False, HIDDEN_RETRY_S
         while not stop.is_set():
-            while self.fan_out() == PAGE_EVENTS and not stop.is_set():
-                pass  # a backlog: the next page at once
+            read = self.fan_out()
+            while read == PAGE_EVENTS and not stop.is_set():
+                read = self.fan_out()  # a backlog: the next page at once
             if time.monotonic() >= next_purge:
                 purged = self.purge_events()
                 if purged:
                     log.info("purged %d job events", purged)
                 next_purge = time.monotonic() + PURGE_INTERVAL_S
-            # Events of a transaction still open behind an older one become readable when
-            # that one ends, with no notification of their own: the poll covers them.
-            for _ in notifications.notifies(timeout=self.settings.webhook_poll_s, stop_after=1):  # type: ignore[union-attr]
-                pass
+            if read or not pending:
+                pending, hidden_s = False, HIDDEN_RETRY_S
+                wait_s = self.settings.webhook_poll_s
+            else:
+                wait_s, hidden_s = hidden_s, min(self.settings.webhook_poll_s, hidden_s * 2)
+            for _ in notifications.notifies(timeout=wait_s, stop_after=1):  # type: ignore[union-attr]
+                pending = True
             for _ in notifications.notifies(timeout=0.0):  # type: ignore[union-attr]
-                pass
+                pass  # covered by the same read
 
     def listen_for_deliveries(
         self, stop: threading.Event, loop: asyncio.AbstractEventLoop, wake: asyncio.Event
