@@ -366,6 +366,17 @@ def redeliver(session: Session, delivery_id: uuid.UUID, *, max_age_s: float) -> 
 
 
 def delete_endpoint(session: Session, endpoint_id: uuid.UUID) -> bool:
+    """Remove the endpoint; what is still waiting to go to it is failed first (nothing more
+    is sent), and its past deliveries stay listed."""
+    session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.endpoint_id == endpoint_id,
+            WebhookDelivery.status == DeliveryStatus.PENDING,
+        )
+        .values(status=DeliveryStatus.FAILED, last_error="the endpoint was deleted")
+        .execution_options(synchronize_session=False)
+    )
     result = session.execute(
         delete(WebhookEndpoint)
         .where(WebhookEndpoint.id == endpoint_id)

@@ -432,14 +432,17 @@ class Deliverer:
         settings = self.settings
         try:
             parsed = parse_webhook_url(due.url, allow_http=settings.webhook_allow_http)
-            destination = await asyncio.to_thread(
-                resolve_destination,
-                parsed,
-                allow_private=settings.webhook_allow_private,
-                resolver=self.resolver,
-            )
+            async with asyncio.timeout(settings.webhook_connect_timeout_s):
+                destination = await asyncio.to_thread(
+                    resolve_destination,
+                    parsed,
+                    allow_private=settings.webhook_allow_private,
+                    resolver=self.resolver,
+                )
         except RefusedDestination as exc:
             return None, f"refused: the URL {exc}"[:ERROR_CHARS], None
+        except TimeoutError:
+            return None, f"timeout (resolving {parsed.host})"[:ERROR_CHARS], None
         body = message_body(due.payload, self.base_url, self.signer)
         headers = signed_headers(due.msg_id, int(time.time()), body, team_secrets)
         headers["host"] = destination.host_header

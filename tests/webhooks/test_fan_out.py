@@ -177,3 +177,26 @@ def test_retries_back_off_with_jitter_until_the_deadline(deliverer: Deliverer) -
         attempts=3, deadline_at=now - timedelta(seconds=1), lease=now,
     )  # fmt: skip
     assert deliverer._retry_at(late) is None
+
+
+def test_deleting_an_endpoint_stops_what_waits_for_it(
+    deliverer: Deliverer, sessions: sessionmaker[Session], team: TeamKey
+) -> None:
+    with sessions.begin() as session:
+        endpoint = WebhookEndpoint(
+            team_id=team.team_id, url="https://hooks.example.com/gone", events=["job.completed"]
+        )
+        session.add(endpoint)
+        job = create_job(
+            session, kind="text", model="echo", prompt="x", params={}, metadata={},
+            team_id=team.team_id,
+        )  # fmt: skip
+    set_status(sessions, JobStatus.SUCCEEDED, id=job.id)
+    drain(deliverer)
+    with sessions.begin() as session:
+        assert webhook_queries.delete_endpoint(session, endpoint.id)
+    with sessions() as session:
+        rows = session.execute(
+            sa.text("SELECT status, endpoint_id, last_error FROM webhook_deliveries")
+        ).all()
+    assert rows == [("failed", None, "the endpoint was deleted")]
