@@ -45,6 +45,7 @@ from aigc.ssrf import (
 from aigc.webhooks.events import (
     BATCH_EVENTS,
     JOB_EVENTS,
+    DeliveryStatus,
     EventFilter,
     EventType,
 )
@@ -106,7 +107,7 @@ class FanOut:
                 "job_id": job_id,
                 "batch_id": batch_id,
                 "payload": payload,
-                "status": "pending",
+                "status": DeliveryStatus.PENDING,
                 "deadline_at": deadline_at,
             }
         )
