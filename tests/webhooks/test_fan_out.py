@@ -200,3 +200,30 @@ def test_deleting_an_endpoint_stops_what_waits_for_it(
             sa.text("SELECT status, endpoint_id, last_error FROM webhook_deliveries")
         ).all()
     assert rows == [("failed", None, "the endpoint was deleted")]
+
+
+def test_events_are_purged_once_old_and_read(
+    deliverer: Deliverer, sessions: sessionmaker[Session], team: TeamKey
+) -> None:
+    with sessions.begin() as session:
+        jobs = [
+            create_job(
+                session,
+                kind="text",
+                model="echo",
+                prompt=str(n),
+                params={},
+                metadata={},
+                team_id=team.team_id,
+            )  # fmt: skip
+            for n in range(2)
+        ]
+    set_status(sessions, JobStatus.RUNNING, id=jobs[0].id)
+    drain(deliverer)
+    set_status(sessions, JobStatus.RUNNING, id=jobs[1].id)  # not read yet
+    with sessions.begin() as session:
+        session.execute(sa.text("UPDATE job_events SET created_at = now() - interval '8 days'"))
+    assert deliverer.purge_events() == 1
+    with sessions() as session:
+        left = session.execute(sa.text("SELECT job_id FROM job_events")).scalars().all()
+    assert left == [jobs[1].id]
