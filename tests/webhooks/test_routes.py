@@ -177,3 +177,43 @@ def test_webhook_routes_need_a_key(settings: Settings) -> None:
     with TestClient(create_app(settings)) as anonymous:
         assert anonymous.get("/v1/webhooks/secret").status_code == 401
         assert anonymous.get("/v1/webhooks/deliveries").status_code == 401
+
+
+def test_a_jsonl_upload_takes_its_webhook_as_query_parameters(client: TestClient) -> None:
+    jsonl = b'{"custom_id": "a", "kind": "text", "model": "echo", "prompt": "hi"}\n'
+    headers = {"content-type": "application/x-ndjson"}
+    created = client.post(
+        "/v1/batches",
+        content=jsonl,
+        headers=headers,
+        params=[
+            ("webhook", "https://hooks.example.com/u"),
+            ("webhook_events_filter", "job_completed"),
+            ("webhook_events_filter", "completed"),
+        ],
+    )
+    assert created.status_code == 202, created.text
+    assert created.json()["webhook"] == "https://hooks.example.com/u"
+    assert created.json()["webhook_events_filter"] == ["job_completed", "completed"]
+    plain = client.post(
+        "/v1/batches", content=jsonl, headers=headers, params={"webhook": "https://h.example/"}
+    )
+    assert plain.json()["webhook_events_filter"] == ["completed"]
+    bad = client.post(
+        "/v1/batches", content=jsonl, headers=headers, params={"webhook": "https://10.1.1.1/"}
+    )
+    assert "private" in _field_error(bad, "webhook")
+    bad_filter = client.post(
+        "/v1/batches",
+        content=jsonl,
+        headers=headers,
+        params={"webhook": "https://h.example/", "webhook_events_filter": "never"},
+    )
+    _field_error(bad_filter, "webhook_events_filter.0")
+    # A JSON body says its webhook itself.
+    json_body = client.post(
+        "/v1/batches",
+        json={"jobs": [{**JOB, "custom_id": "a"}]},
+        params={"webhook": "https://h.example/"},
+    )
+    _field_error(json_body, "webhook")
