@@ -54,7 +54,7 @@ WebhookUrlField = Annotated[
         min_length=1,
         max_length=MAX_URL_CHARS,
         description=(
-            "An https URL to send this job's events to, signed the Standard Webhooks way "
+            "An https URL the events are sent to, signed the Standard Webhooks way "
             "(see /v1/webhooks/secret)."
         ),
         examples=["https://example.com/hooks/aigc"],
