@@ -163,6 +163,9 @@ class Settings(BaseSettings):
     # Port the dispatcher serves /metrics on (0: none): the queue depth and oldest queued
     # age per kind, tier and team, read from PostgreSQL at scrape time while it leads.
     dispatcher_metrics_port: int = Field(0, ge=0, le=65535)
+    # Port the webhook deliverer serves /metrics on (0: none): delivery outcomes and times.
+    deliverer_metrics_port: int = Field(0, ge=0, le=65535)
+
     # Artifact store and retention.
     # Where artifact, file and batch-result bytes live: "local" (files under artifact_dir,
     # what `aigc up` uses) or "s3://bucket/prefix" (any S3-compatible server), so a worker
@@ -190,6 +193,33 @@ class Settings(BaseSettings):
     # Expired artifacts, files and batch results deleted per kind in one dispatcher
     # maintenance round: a backlog drains over rounds without one long transaction.
     retention_sweep_rows: int = Field(500, ge=1, le=10_000)
+
+    # Webhooks
+    # http:// webhook URLs are refused unless this is on (a receiver on a trusted network).
+    webhook_allow_http: bool = False
+    # Deliver to loopback, private (RFC 1918, fc00::/7) and link-local addresses: for a
+    # receiver inside the deployment's own network (and the tests' local receiver). Cloud
+    # metadata addresses (169.254.169.254, fd00:ec2::254, 100.100.100.200) stay refused.
+    webhook_allow_private: bool = False
+    # Seconds to connect to a receiver, and to wait for its answer: a slow or dead
+    # receiver holds one of the deliverer's slots this long at most, never a worker.
+    webhook_connect_timeout_s: float = Field(3.0, gt=0, le=60)
+    webhook_timeout_s: float = Field(10.0, gt=0, le=120)
+    # Deliveries a deliverer process sends at once.
+    webhook_concurrency: int = Field(32, ge=1, le=1024)
+    # Retries: the n-th waits a random time up to min(cap, base * 2^n) (full jitter), until
+    # max_age_s after the event; then the delivery is failed (a redeliver starts it again).
+    webhook_retry_base_s: float = Field(5.0, gt=0, le=3600)
+    webhook_retry_cap_s: float = Field(3600.0, gt=0, le=24 * 3600)
+    webhook_max_age_s: float = Field(24 * 3600.0, gt=0, le=7 * 24 * 3600)
+    # Seconds between looks for new events and due deliveries when no notification comes.
+    webhook_poll_s: float = Field(1.0, gt=0, le=60)
+    # How long a rotated-out signing secret keeps signing (receivers switch meanwhile).
+    webhook_secret_overlap_s: int = Field(24 * 3600, ge=0, le=30 * 24 * 3600)
+    # A batch's `progress` webhook at most once per this many seconds per batch.
+    webhook_batch_progress_interval_s: float = Field(5.0, gt=0, le=3600)
+    # Job events are kept this long once the deliverer has read them (then purged).
+    event_retention_s: float = Field(7 * 24 * 3600.0, ge=60, le=365 * 24 * 3600)
 
     @field_validator("database_url")
     @classmethod

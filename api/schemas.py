@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 from aigc.settings import MAX_RETENTION_S
+from aigc.ssrf import MAX_URL_CHARS
 from aigc.vocab import (
     DEFAULT_BATCH_PRIORITY,
     DEFAULT_JOB_PRIORITY,
@@ -19,10 +20,50 @@ from aigc.vocab import (
     Priority,
     Role,
 )
+from aigc.webhooks.events import (
+    BATCH_FILTERS,
+    DEFAULT_ENDPOINT_EVENTS,
+    JOB_FILTERS,
+    DeliveryStatus,
+    EventType,
+)
 from db.tables import ARTIFACT_FACTS
 
+# The values of aigc.webhooks.events.EventFilter, as plain strings: a wrong one's 422 lists
+# them as a client wrote them.
+JobEventFilter = Literal["start", "progress", "completed"]
+BatchEventFilter = Literal["start", "progress", "completed", "job_completed"]
 
-class JobCreate(BaseModel):
+
+class JobRequest(BaseModel):
+    """What a job asks for, alone or as a batch's line."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Kind
+    prompt: str = Field(min_length=1)
+    model: str | None = Field(None, min_length=1, max_length=256)
+    params: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    priority: Priority = DEFAULT_JOB_PRIORITY
+
+
+WebhookUrlField = Annotated[
+    str | None,
+    Field(
+        None,
+        min_length=1,
+        max_length=MAX_URL_CHARS,
+        description=(
+            "An https URL the events are sent to, signed the Standard Webhooks way "
+            "(see /v1/webhooks/secret)."
+        ),
+        examples=["https://example.com/hooks/aigc"],
+    ),
+]
+
+
+class JobCreate(JobRequest):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -44,15 +85,16 @@ class JobCreate(BaseModel):
         },
     )
 
-    kind: Kind
-    prompt: str = Field(min_length=1)
-    model: str | None = Field(None, min_length=1, max_length=256)
-    params: dict[str, Any] | None = None
-    metadata: dict[str, Any] | None = None
-    priority: Priority = DEFAULT_JOB_PRIORITY
+    webhook: WebhookUrlField = None
+    webhook_events_filter: list[JobEventFilter] = Field(
+        default=["completed"],
+        min_length=1,
+        max_length=len(JOB_FILTERS),
+        description="Which of the job's events go to `webhook`: start, progress, completed.",
+    )
 
 
-class BatchJobCreate(JobCreate):
+class BatchJobCreate(JobRequest):
     """A job as one element of a native batch; `custom_id` is the client's id for it."""
 
     custom_id: str | None = Field(None, min_length=1, max_length=256)
@@ -117,6 +159,8 @@ class JobPublic(BaseModel):
     # When its artifacts expire under the team's retention; null: kept forever.
     expires_at: datetime | None = None
     artifacts: list[ArtifactPublic]
+    webhook: str | None = None
+    webhook_events_filter: list[str] | None = None
 
 
 class JobList(BaseModel):
@@ -148,6 +192,16 @@ class BatchCreate(BaseModel):
     jobs: list[dict[str, Any]] = Field(min_length=1)
     metadata: dict[str, Any] | None = None
     priority: Priority = DEFAULT_BATCH_PRIORITY
+    webhook: WebhookUrlField = None
+    webhook_events_filter: list[BatchEventFilter] = Field(
+        default=["completed"],
+        min_length=1,
+        max_length=len(BATCH_FILTERS),
+        description=(
+            "Which events go to `webhook`: the batch's start, progress and completed, and "
+            "job_completed (each of its jobs')."
+        ),
+    )
 
 
 class BatchCounts(BaseModel):
@@ -171,6 +225,8 @@ class BatchPublic(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     cancel_requested_at: datetime | None
+    webhook: str | None = None
+    webhook_events_filter: list[str] | None = None
 
 
 class OpenAIBatchErrors(BaseModel):
@@ -435,3 +491,108 @@ class KeyCreated(KeyPublic):
 
 class KeyList(BaseModel):
     data: list[KeyPublic]
+
+
+# Webhooks --------------------------------------------------------------------------------
+
+MAX_WEBHOOK_DESCRIPTION_CHARS = 256  # webhook_endpoints.description is String(256)
+
+
+class WebhookEndpointCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://example.com/hooks/aigc",
+                    "events": ["job.completed", "batch.completed"],
+                    "description": "CMS import",
+                }
+            ]
+        },
+    )
+
+    url: str = Field(min_length=1, max_length=MAX_URL_CHARS, description="An https URL")
+    events: list[EventType] = Field(
+        default_factory=lambda: list(DEFAULT_ENDPOINT_EVENTS),
+        min_length=1,
+        max_length=len(EventType),
+        description="The event types sent to it, for every job and batch of the team",
+    )
+    description: str = Field("", max_length=MAX_WEBHOOK_DESCRIPTION_CHARS)
+    enabled: bool = True
+
+
+class WebhookEndpointUpdate(BaseModel):
+    """Fields left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(None, min_length=1, max_length=MAX_URL_CHARS)
+    events: list[EventType] | None = Field(None, min_length=1, max_length=len(EventType))
+    description: str | None = Field(None, max_length=MAX_WEBHOOK_DESCRIPTION_CHARS)
+    enabled: bool | None = None
+
+
+class WebhookEndpointPublic(BaseModel):
+    id: uuid.UUID
+    object: Literal["webhook_endpoint"] = "webhook_endpoint"
+    url: str
+    events: list[str]
+    description: str
+    enabled: bool
+    created_at: datetime
+
+
+class WebhookEndpointList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[WebhookEndpointPublic]
+    next_cursor: str | None
+
+
+class WebhookAttemptPublic(BaseModel):
+    attempted_at: datetime
+    status_code: int | None = Field(description="Null when no HTTP answer came")
+    error: str | None
+    latency_ms: float
+    response_snippet: str | None = Field(description="The answer's first KiB at most")
+
+
+class WebhookDeliveryPublic(BaseModel):
+    id: uuid.UUID
+    object: Literal["webhook_delivery"] = "webhook_delivery"
+    msg_id: str = Field(description="The `webhook-id` header: the same on every attempt")
+    endpoint_id: uuid.UUID | None = Field(description="Null for a job's or batch's own webhook")
+    url: str
+    event_type: str
+    job_id: uuid.UUID | None
+    batch_id: uuid.UUID | None
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None = Field(description="When it is tried next (pending)")
+    last_status_code: int | None
+    created_at: datetime
+    delivered_at: datetime | None
+    payload: dict[str, Any] = Field(
+        description="The message; artifact URLs are signed afresh at each attempt"
+    )
+    attempt_history: list[WebhookAttemptPublic]
+
+
+class WebhookDeliveryList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[WebhookDeliveryPublic]
+    next_cursor: str | None
+
+
+class WebhookSecretPublic(BaseModel):
+    secret: str = Field(description="`whsec_` + base64: give it to your Standard Webhooks library")
+    created_at: datetime
+    expires_at: datetime | None = Field(description="Null for the current secret")
+
+
+class WebhookSecrets(BaseModel):
+    """The secrets that sign the team's webhooks now: the current one first; during a
+    rotation's overlap the previous one signs too (each message carries both signatures)."""
+
+    data: list[WebhookSecretPublic]

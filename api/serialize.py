@@ -71,6 +71,8 @@ def job_public(
         started_at=job.started_at,
         finished_at=job.finished_at,
         expires_at=job.expires_at,
+        webhook=job.webhook,
+        webhook_events_filter=job.webhook_events_filter,
         artifacts=[
             ArtifactPublic(
                 id=artifact.id,

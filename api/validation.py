@@ -21,7 +21,7 @@ from aigc.errors import InvalidRequest
 from aigc.settings import Settings
 from aigc.vocab import DEFAULT_JOB_PRIORITY, Priority
 from api.errors import invalid_request
-from api.schemas import BatchJobCreate, JobCreate
+from api.schemas import BatchJobCreate, JobRequest
 from db.batches import NewJob
 from models.params import _Params as Params
 from models.registry import ModelSpec
@@ -36,7 +36,7 @@ class ValidJob(NewJob):
 
 
 def validate_job(
-    body: JobCreate, catalog: Catalog, settings: Settings, custom_id: str | None = None
+    body: JobRequest, catalog: Catalog, settings: Settings, custom_id: str | None = None
 ) -> ValidJob:
     """Raises InvalidRequest (ModelNotFound, OverBudget, ...) naming the fields that are
     wrong."""

@@ -27,6 +27,7 @@ from benchmarks import (
     results,
     storage,
     throughput,
+    webhooks,
 )
 from benchmarks.report import rounded
 from benchmarks.services import Services, running_services
@@ -41,6 +42,7 @@ SERVICE_BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "results": results.run,
     "fairness": fairness.run,
     "events": events.run,
+    "webhooks": webhooks.run,
 }
 MODEL_BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "batched_text": generation.run_text,

@@ -60,8 +60,12 @@ def create_job(
     team_id: uuid.UUID,
     key_prefix: str | None = None,
     priority: str = DEFAULT_JOB_PRIORITY,
+    webhook: str | None = None,
+    webhook_events_filter: list[str] | None = None,
 ) -> Job:
     job = Job(
+        webhook=webhook,
+        webhook_events_filter=webhook_events_filter if webhook else None,
         team_id=team_id,
         key_prefix=key_prefix,
         kind=kind,

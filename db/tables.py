@@ -25,6 +25,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from aigc.ids import uuid7
 from aigc.vocab import KINDS, BatchApi, JobStatus, Priority, Role
+from aigc.webhooks.events import DeliveryStatus
 
 # Stable constraint names so migrations can refer to them.
 NAMING_CONVENTION = {
@@ -171,6 +172,10 @@ class Job(TeamOwned, Base):
     progress_total: Mapped[int | None] = mapped_column(Integer)
     # When its artifacts expire (set with them on success); NULL: kept forever.
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Where the job's own events go (a batch's jobs use their batch's), and which of them
+    # (aigc.webhooks.events.EventFilter values). NULL for most jobs: no default, no index.
+    webhook: Mapped[str | None] = mapped_column(Text)
+    webhook_events_filter: Mapped[list[str] | None] = mapped_column(JSONB)
 
     artifacts: Mapped[list[Artifact]] = relationship(
         back_populates="job", order_by="Artifact.index", cascade="all, delete-orphan"
@@ -209,6 +214,12 @@ class Batch(TeamOwned, Base):
     results_sha256: Mapped[str | None] = mapped_column(String(64))
     # When the stored results expire (set as they are stored); the sweep then deletes them.
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The batch's webhook and its filter (EventFilter values, `job_completed` included).
+    webhook: Mapped[str | None] = mapped_column(Text)
+    webhook_events_filter: Mapped[list[str] | None] = mapped_column(JSONB)
+    # When its `batch.completed` webhooks were made: once per time it finishes (the
+    # deliverer clears it when a retry sends a job back to the queue).
+    completed_event_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class File(TeamOwned, Base):
@@ -281,3 +292,124 @@ class Artifact(TeamOwned, Base):
 
 
 ARTIFACT_FACTS = ("width", "height", "duration_s", "sample_rate", "characters", "tokens")
+
+
+# ---- Webhooks -------------------------------------------------------------------------
+
+
+class WebhookEndpoint(TeamOwned, Base):
+    """A team's receiver of all its jobs' and batches' events of the types it subscribes to."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid7)
+    url: Mapped[str] = mapped_column(Text)
+    # aigc.webhooks.events.EventType values.
+    events: Mapped[list[str]] = mapped_column(JSONB)
+    description: Mapped[str] = mapped_column(String(256), default="")
+    enabled: Mapped[bool] = mapped_column(default=True, server_default="true")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class WebhookSecret(TeamOwned, Base):
+    """A team's signing secret (`whsec_` + base64). The current one has no expiry; a
+    rotated-out one signs too until `expires_at`."""
+
+    __tablename__ = "webhook_secrets"
+    __table_args__ = (
+        Index(
+            "ix_webhook_secrets_current",
+            "team_id",
+            unique=True,
+            postgresql_where="expires_at IS NULL",
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid7)
+    secret: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    def __repr__(self) -> str:  # the secret never appears in logs or tracebacks
+        return f"WebhookSecret(id={self.id}, team_id={self.team_id})"
+
+
+class WebhookDelivery(TeamOwned, Base):
+    """One message to one receiver: the webhooks' outbox, sent at least once."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        CheckConstraint(_in("status", DeliveryStatus), name="status"),
+        # The sender's scan: what is due (and leases that ran out).
+        Index(
+            "ix_webhook_deliveries_due",
+            "next_attempt_at",
+            postgresql_where="status IN ('pending', 'delivering')",
+        ),
+        Index("ix_webhook_deliveries_team_id_id", "team_id", "id"),
+        Index("ix_webhook_deliveries_job_id", "job_id", postgresql_where="job_id IS NOT NULL"),
+        Index(
+            "ix_webhook_deliveries_batch_id", "batch_id", postgresql_where="batch_id IS NOT NULL"
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid7)
+    # `webhook-id`: one per (event, receiver), the same on every attempt and redelivery, so
+    # a fan-out run twice inserts nothing twice and receivers can drop duplicates.
+    msg_id: Mapped[str] = mapped_column(String(64), unique=True)
+    # NULL: the job's or batch's own `webhook`.
+    endpoint_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="SET NULL"), index=True
+    )
+    url: Mapped[str] = mapped_column(Text)
+    event_type: Mapped[str] = mapped_column(String(32))
+    job_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Due time while pending; the lease's end while delivering.
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    # No retry after this (the event's time plus AIGC_WEBHOOK_MAX_AGE_S).
+    deadline_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    attempt_log: Mapped[list[WebhookAttempt]] = relationship(
+        order_by="WebhookAttempt.id", cascade="all, delete-orphan"
+    )
+
+
+class WebhookAttempt(Base):
+    """One try of a delivery: what the receiver answered and how long it took."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    attempted_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    # NULL: no HTTP answer (refused destination, connection error, timeout).
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    # The start of the answer's body, at most 1 KiB.
+    response_snippet: Mapped[str | None] = mapped_column(Text)
+
+
+class WebhookCursor(Base):
+    """How far a consumer (the deliverer's fan-out) has read job_events."""
+
+    __tablename__ = "webhook_cursors"
+
+    consumer: Mapped[str] = mapped_column(String(32), primary_key=True)
+    txid: Mapped[int] = mapped_column(BigInteger)
+    event_id: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -157,7 +157,8 @@ def clean_state(db_engine: sa.Engine, redis_url: str) -> None:
     """Empty tables and an empty Redis database before the test."""
     with db_engine.begin() as conn:
         conn.exec_driver_sql(
-            "TRUNCATE jobs, artifacts, batches, files, idempotency_keys, job_events CASCADE"
+            "TRUNCATE jobs, artifacts, batches, files, idempotency_keys, job_events, "
+            "webhook_endpoints, webhook_secrets, webhook_deliveries, webhook_attempts CASCADE"
         )
     client = redis.Redis.from_url(redis_url)
     client.flushdb()

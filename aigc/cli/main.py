@@ -40,7 +40,8 @@ def up(
     flower: Annotated[bool, typer.Option(help="Also start Flower.")] = True,
 ) -> None:
     """Start everything: embedded PostgreSQL and Valkey where no URL is set, migrations, the
-    API, one worker for all queues and Flower. Ctrl-C stops it all."""
+    API, one worker for all queues, the dispatcher, the webhook deliverer and Flower.
+    Ctrl-C stops it all."""
     from aigc.cli.stack import run_stack
 
     _logging()
@@ -176,6 +177,22 @@ def dispatcher() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     run_dispatcher(get_settings(), stop)
+
+
+@app.command()
+def deliverer() -> None:
+    """Run the webhook deliverer: turns job events into signed webhook deliveries and sends
+    them, with retries, to public addresses only. Run one or more anywhere; one fans out at
+    a time, all of them send."""
+    import threading
+
+    from workers.deliverer import run_deliverer
+
+    _logging()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    run_deliverer(get_settings(), stop)
 
 
 @app.command()

@@ -1,5 +1,6 @@
 """Starting the whole stack on one machine: embedded servers where no URL is given, the
-migrations, then the API, a worker and Flower as child processes."""
+migrations, then the API, a worker, the dispatcher, the webhook deliverer and Flower as
+child processes."""
 
 from __future__ import annotations
 
@@ -207,6 +208,7 @@ def run_stack(
             "worker", ["worker", "--queues", ",".join(KINDS)], stack.env, log_dir
         )
         stack.processes["dispatcher"] = spawn("dispatcher", ["dispatcher"], stack.env, log_dir)
+        stack.processes["deliverer"] = spawn("deliverer", ["deliverer"], stack.env, log_dir)
         if flower:
             if settings.flower_basic_auth is None:
                 stack.flower_credentials = generate_flower_credentials()

@@ -11,6 +11,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -22,10 +23,11 @@ from sqlalchemy.orm import Session
 
 from aigc import strict_json
 from aigc.catalog import Catalog
-from aigc.errors import NotFound
+from aigc.errors import InvalidRequest, NotFound
 from aigc.ids import uuid7
 from aigc.jsonl import decode_lines
 from aigc.settings import Settings
+from aigc.ssrf import MAX_URL_CHARS
 from aigc.storage import ArtifactStore
 from aigc.vocab import (
     DEFAULT_BATCH_PRIORITY,
@@ -35,6 +37,7 @@ from aigc.vocab import (
     Kind,
     Priority,
 )
+from aigc.webhooks.events import EventFilter
 from api import quotas
 from api.auth import Caller, CallerDep, authenticate
 from api.batching import ValidLines, accept_batch
@@ -60,9 +63,11 @@ from api.idempotency import (
     remember,
     replay_if_seen,
 )
+from api.routes.webhooks import valid_webhook_url
 from api.schemas import (
     BatchCounts,
     BatchCreate,
+    BatchEventFilter,
     BatchList,
     BatchObject,
     BatchPublic,
@@ -147,6 +152,19 @@ BATCH_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
+@dataclass(frozen=True)
+class UploadWebhook:
+    """A JSONL upload's webhook, given as query parameters (a JSON body has its own)."""
+
+    url: str | None
+    events: list[BatchEventFilter] | None
+
+    def events_filter(self, webhook: str | None) -> list[str] | None:
+        if webhook is None:
+            return None
+        return list(dict.fromkeys(self.events or [EventFilter.COMPLETED.value]))
+
+
 def batch_public(batch: Batch, counts: batch_queries.BatchCounts) -> BatchPublic:
     return BatchPublic(
         id=batch.id,
@@ -158,6 +176,8 @@ def batch_public(batch: Batch, counts: batch_queries.BatchCounts) -> BatchPublic
         started_at=counts.started_at,
         finished_at=counts.finished_at,
         cancel_requested_at=batch.cancel_requested_at,
+        webhook=batch.webhook,
+        webhook_events_filter=batch.webhook_events_filter,
     )
 
 
@@ -204,6 +224,18 @@ async def create_batch(
     priority: Annotated[
         Priority, Query(description="For a JSONL upload.")
     ] = DEFAULT_BATCH_PRIORITY,
+    webhook: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MAX_URL_CHARS,
+            description="For a JSONL upload: the batch's webhook (a JSON body says it itself).",
+        ),
+    ] = None,
+    webhook_events_filter: Annotated[
+        list[BatchEventFilter] | None,
+        Query(description="For a JSONL upload: which events go to `webhook` (repeatable)."),
+    ] = None,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> dict[str, Any] | JSONResponse:
     """Submit a batch: JSON `{"jobs": [...]}`, a JSONL upload (one job per line with a
@@ -217,7 +249,9 @@ async def create_batch(
             caller.team_id,
             idempotency_key,
             "POST /v1/batches",
-            fingerprint(body, content_type, priority),
+            fingerprint(
+                body, content_type, priority, webhook or "", ",".join(webhook_events_filter or ())
+            ),
         )
         if idempotency_key
         else None
@@ -242,10 +276,11 @@ async def create_batch(
             headers={"Location": f"/v1/batches/{batch.id}"},
         )
 
+    upload_webhook = UploadWebhook(webhook, webhook_events_filter)
     try:
         created = await run_in_threadpool(
             _create, request, body, content_type, priority, session, settings, catalog, caller,
-            remember_response,
+            remember_response, upload_webhook,
         )  # fmt: skip
     except IntegrityError:
         # A concurrent request with the same key won: answer what it answered.
@@ -272,15 +307,21 @@ def _create(
     catalog: Catalog,
     caller: Caller,
     before_commit: Callable[[Batch], None],
+    upload_webhook: UploadWebhook,
 ) -> dict[str, Any]:
     """Hand the body to the API it speaks: a JSONL upload or a JSON `{"jobs"}` body is a
     native batch; a JSON body with `input_file_id` is OpenAI's create-batch request."""
     if content_type in JSONL_TYPES:
+        webhook = valid_webhook_url(upload_webhook.url, settings)
         lines = decode_lines(body, max_line_bytes=settings.max_jsonl_line_bytes)
         return submit_native_batch(
             request, session, settings, catalog, lines, require_custom_id=True,
             priority=priority, metadata={}, caller=caller, before_commit=before_commit,
+            webhook=webhook, webhook_events_filter=upload_webhook.events_filter(webhook),
         )  # fmt: skip
+    if upload_webhook.url is not None or upload_webhook.events is not None:
+        field = "webhook" if upload_webhook.url is not None else "webhook_events_filter"
+        raise InvalidRequest.for_field(field, "as a query parameter only with a JSONL upload")
     payload = strict_json.loads(body)
     if is_openai_batch_request(payload):
         from api.openai.batches import create_openai_batch
@@ -292,10 +333,14 @@ def _create(
         create = BatchCreate.model_validate(payload)
     except ValidationError as exc:
         raise invalid_request(exc) from exc
+    webhook = valid_webhook_url(create.webhook, settings)
     return submit_native_batch(
         request, session, settings, catalog, list(enumerate(create.jobs, start=1)),
         require_custom_id=False, priority=create.priority, metadata=create.metadata or {},
-        caller=caller, before_commit=before_commit,
+        caller=caller, before_commit=before_commit, webhook=webhook,
+        webhook_events_filter=(
+            list(dict.fromkeys(create.webhook_events_filter)) if webhook else None
+        ),
     )  # fmt: skip
 
 
@@ -316,6 +361,8 @@ def submit_native_batch(
     metadata: dict[str, Any],
     caller: Caller,
     before_commit: Callable[[Batch], None],
+    webhook: str | None = None,
+    webhook_events_filter: list[str] | None = None,
 ) -> dict[str, Any]:
     """Validate every (line number, job) of a native batch as it is stored; returns
     the new batch's public object."""
@@ -328,6 +375,7 @@ def submit_native_batch(
     batch = accept_batch(
         session, jobs=jobs, priority=priority, metadata=metadata,
         caller=caller, before_commit=before_commit,
+        webhook=webhook, webhook_events_filter=webhook_events_filter,
     )  # fmt: skip
     counts = batch_queries.BatchCounts.all_queued(batch.total)
     return batch_public(batch, counts).model_dump(mode="json")

@@ -27,6 +27,7 @@ from api.idempotency import (
     remember,
     replay_if_seen,
 )
+from api.routes.webhooks import valid_webhook_url
 from api.schemas import JobCreate, JobList, JobPublic
 from api.serialize import job_public
 from api.validation import StrictJsonRoute, validate_job
@@ -67,6 +68,7 @@ def submit_job(
         return replay
     quotas.check_rate(broker, caller)
     valid = validate_job(body, catalog, settings)
+    webhook = valid_webhook_url(body.webhook, settings)
     quotas.check_queue(session, caller, adding=1)
     job = job_queries.create_job(
         session,
@@ -78,6 +80,8 @@ def submit_job(
         team_id=caller.team_id,
         key_prefix=caller.key_prefix,
         priority=valid.priority,
+        webhook=webhook,
+        webhook_events_filter=[str(word) for word in dict.fromkeys(body.webhook_events_filter)],
     )
     public = job_public(request, settings, job)
     location = f"/v1/jobs/{job.id}"

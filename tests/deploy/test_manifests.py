@@ -44,8 +44,6 @@ PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
     PROMTOOL is None, reason="promtool missing: `make test-servers` installs Debian's prometheus"
 )
-# Commands of other branches: `aigc deliverer` comes with the webhook deliverer.
-COMMANDS_OF_OTHER_BRANCHES = {("aigc", "deliverer")}
 GPU_KINDS = {"text", "image"}
 
 
@@ -95,8 +93,6 @@ def test_container_commands_are_real_cli_commands(doc: dict[str, Any]) -> None:
     for container in containers(doc):
         command = container["command"]
         assert command[0] == "aigc", command
-        if tuple(command[:2]) in COMMANDS_OF_OTHER_BRANCHES:
-            continue
         result = CliRunner().invoke(app, [*command[1:], "--help"])
         assert result.exit_code == 0, f"{shlex.join(command)} --help:\n{result.output}"
 
@@ -135,7 +131,12 @@ def test_worker_gpu_requests(kind: str) -> None:
 
 @pytest.mark.parametrize(
     "name,port",
-    [("api", 8000), ("dispatcher", 9102), *((f"worker-{k}", 9101) for k in KINDS)],
+    [
+        ("api", 8000),
+        ("dispatcher", 9102),
+        ("deliverer", 9103),
+        *((f"worker-{k}", 9101) for k in KINDS),
+    ],
 )
 def test_scraped_pods_announce_their_metrics_port(name: str, port: int) -> None:
     doc = deployments()[name]
@@ -154,6 +155,7 @@ def test_config_sets_the_metrics_ports_the_pods_announce() -> None:
     config = next(doc for _, doc in k8s_documents() if doc["kind"] == "ConfigMap")["data"]
     assert config["AIGC_WORKER_METRICS_PORT"] == "9101"
     assert config["AIGC_DISPATCHER_METRICS_PORT"] == "9102"
+    assert config["AIGC_DELIVERER_METRICS_PORT"] == "9103"
     assert config["AIGC_METRICS_HOST"] == "0.0.0.0"
     assert not any("TOKEN" in key or "KEY" in key for key in config), "secrets go in a Secret"
 
