@@ -61,8 +61,8 @@ from aigc.webhooks.signing import signed_headers
 from db import batches as batch_queries
 from db import events as event_queries
 from db import webhooks as webhook_queries
-from db.session import try_advisory_lock
 from db.tables import Batch, Job, WebhookEndpoint
+from workers.leadership import lead_while_locked
 
 log = logging.getLogger(__name__)
 
@@ -532,22 +532,15 @@ class Deliverer:
         """Lead the fan-out while holding the leader lock, until `stop`; stand by
         otherwise."""
         poll = self.settings.webhook_poll_s
-        while not stop.is_set():
-            try:
-                with self.engine.connect().execution_options(
-                    isolation_level="AUTOCOMMIT"
-                ) as lock_conn:
-                    try:
-                        if not try_advisory_lock(lock_conn, LEADER_LOCK_KEY):
-                            stop.wait(poll)
-                            continue
-                        log.info("deliverer leads the fan-out")
-                        self._lead(lock_conn, stop)
-                    finally:
-                        lock_conn.invalidate()  # the lock and the LISTEN go with it
-            except Exception as exc:
-                log.warning("fan-out failed: %s: %s", type(exc).__name__, exc)
-                stop.wait(poll)
+        lead_while_locked(
+            self.engine,
+            LEADER_LOCK_KEY,
+            stop,
+            self._lead,
+            what="the webhook fan-out",
+            standby_s=poll,
+            retry_s=poll,
+        )
 
     def _lead(self, conn: Connection, stop: threading.Event) -> None:
         conn.exec_driver_sql(event_queries.listen_statement())

@@ -42,9 +42,9 @@ from db import dispatch_queue as queue_queries
 from db import idempotency as idempotency_queries
 from db import jobs as job_queries
 from db import retention as retention_queries
-from db.session import try_advisory_lock
 from workers.dispatch import Chunk, publish_chunks
 from workers.fair_share import FairShare
+from workers.leadership import lead_while_locked
 from workers.metrics import DISPATCHED_JOBS, JOBS_RETURNED, serve_dispatcher_metrics
 from workers.routing import ALL_QUEUES
 
@@ -277,28 +277,20 @@ class Dispatcher:
 
     def run_forever(self, stop: threading.Event) -> None:
         """Lead while holding the leader lock, until `stop`; stand by otherwise."""
-        interval = self.settings.dispatch_interval_s
-        while not stop.is_set():
-            try:
-                with self.engine.connect().execution_options(
-                    isolation_level="AUTOCOMMIT"
-                ) as lock_conn:
-                    try:
-                        if not try_advisory_lock(lock_conn, LEADER_LOCK_KEY):
-                            stop.wait(interval)
-                            continue
-                        log.info("dispatcher is the leader")
-                        self.leading = True
-                        self._lead(lock_conn, stop)
-                    finally:
-                        self.leading = False
-                        # Closed, not pooled: the lock and the LISTEN go with it, so no
-                        # pooled connection keeps leadership after this one stepped down.
-                        lock_conn.invalidate()
-            except Exception as exc:
-                # Database or broker down: keep trying; nothing is lost meanwhile.
-                log.warning("dispatch failed: %s: %s", type(exc).__name__, exc)
-                stop.wait(min(interval, self.settings.dispatch_poll_s))
+
+        def leading(now: bool) -> None:
+            self.leading = now
+
+        lead_while_locked(
+            self.engine,
+            LEADER_LOCK_KEY,
+            stop,
+            self._lead,
+            what="dispatcher",
+            standby_s=self.settings.dispatch_interval_s,
+            retry_s=min(self.settings.dispatch_interval_s, self.settings.dispatch_poll_s),
+            leading=leading,
+        )
 
     def _lead(self, conn: Connection, stop: threading.Event) -> None:
         """Refill on every notification (several at once count as one), and at least every
