@@ -18,6 +18,24 @@ from aigc.settings import Settings
 from aigc.vocab import FINAL_BATCH_STATUSES, FINAL_JOB_STATUSES
 
 
+def stack_env(settings: Settings, model_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of real aigc processes on the test's servers and directories:
+    offline, tiny models from `model_dir`, no preloading unless `extra` says otherwise."""
+    env = dict(os.environ)
+    env.update(
+        AIGC_DATABASE_URL=settings.database_url or "",
+        AIGC_REDIS_URL=settings.redis_url or "",
+        AIGC_ARTIFACT_DIR=str(settings.artifact_dir),
+        AIGC_VAR_DIR=str(settings.var_dir),
+        AIGC_MODEL_DIR=str(model_dir),
+        AIGC_PROFILE="offline",
+        AIGC_PRELOAD_MODELS="false",
+        HF_HUB_OFFLINE="1",
+    )
+    env.update(extra)
+    return env
+
+
 def _wait_for_status(
     client: httpx.Client, path: str, until: Iterable[str], timeout_s: float
 ) -> dict[str, Any]:
@@ -73,14 +91,7 @@ def started_worker(
     """A real `aigc worker` process on these settings, with the `aigc dispatcher` that feeds
     it, both stopped (warm shutdown) on exit. Their output goes to `<log_dir>/worker.log`
     and `<log_dir>/dispatcher.log` when a log directory is given."""
-    env = dict(os.environ, **extra_env)
-    env.update(
-        AIGC_DATABASE_URL=settings.database_url or "",
-        AIGC_REDIS_URL=settings.redis_url or "",
-        AIGC_ARTIFACT_DIR=str(settings.artifact_dir),
-        AIGC_MODEL_DIR=str(model_dir),
-        AIGC_PRELOAD_MODELS="false",
-    )
+    env = stack_env(settings, model_dir, **extra_env)
     worker = spawn("worker", ["worker", "--queues", kinds], env, log_dir)
     dispatcher = spawn("dispatcher", ["dispatcher"], env, log_dir)
     try:

@@ -155,12 +155,14 @@ def _record_success(
         job.id: _describe_artifacts(job, artifacts)
         for job, artifacts in zip(jobs, outputs, strict=True)
     }
-    # Bytes first, durable, then the rows that point at them.
-    runtime.store.put_many(
+    # Bytes first, durable, then the rows that point at them. A store blip (S3 restarting)
+    # is waited out like a database one; each put is atomic, so a retry rewrites whole objects.
+    items = [
         (row.storage_key, output.data)
         for job, artifacts in zip(jobs, outputs, strict=True)
         for row, output in zip(stored[job.id], artifacts, strict=True)
-    )
+    ]
+    retry_transient(lambda: runtime.store.put_many(items), what="storing artifacts")
 
     recorded = retry_transient(
         lambda: runtime.jobs.succeed(

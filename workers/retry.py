@@ -1,5 +1,5 @@
-"""Retrying transient failures (a database or broker blip) with exponential backoff and
-jitter; anything else propagates at once."""
+"""Retrying transient failures (a database, broker or artifact store blip) with exponential
+backoff and jitter; anything else propagates at once."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from aigc.storage import StoreUnavailable
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -25,7 +27,9 @@ GIVE_UP_AFTER_S = 120.0
 
 
 def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, OperationalError | PoolTimeout | BrokerError | ConnectionError):
+    if isinstance(
+        exc, OperationalError | PoolTimeout | BrokerError | ConnectionError | StoreUnavailable
+    ):
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 

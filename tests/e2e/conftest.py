@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,8 +11,9 @@ import httpx
 import pytest
 
 from aigc.cli.stack import spawn, stop_process, wait_for_http
+from aigc.settings import Settings
 from tests.conftest import TeamKey
-from tests.live import submit, wait_for_job
+from tests.live import stack_env, submit, wait_for_job
 
 WORKER_READY_TIMEOUT_S = 180.0  # cold imports and three model loads on a 2-core machine
 
@@ -32,21 +32,21 @@ OPENAI_ALIASES = {"gpt-4o-mini": "tiny-text", "dall-e-3": "tiny-image", "tts-1":
 def live_env(
     database_url: str, redis_url: str, artifact_dir: Path, tiny_models: Path, var_dir: Path
 ) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        AIGC_DATABASE_URL=database_url,
-        AIGC_REDIS_URL=redis_url,
-        AIGC_ARTIFACT_DIR=str(artifact_dir),
-        AIGC_VAR_DIR=str(var_dir),
-        AIGC_MODEL_DIR=str(tiny_models),
-        AIGC_PROFILE="offline",
+    services = Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        artifact_dir=artifact_dir,
+        var_dir=var_dir,
+    )
+    return stack_env(
+        services,
+        tiny_models,
+        AIGC_PRELOAD_MODELS="true",
         # OpenAI's names run only where an operator maps them to a served model.
         AIGC_MODEL_ALIASES=json.dumps(OPENAI_ALIASES),
         # Progress stored every 50 ms: even a short job shows several reports on its stream.
         AIGC_PROGRESS_INTERVAL_S="0.05",
-        HF_HUB_OFFLINE="1",
     )
-    return env
 
 
 # Package scope: its dispatcher serves the shared database, so it must be gone before

@@ -3,7 +3,6 @@ for some kinds, all behind one metrics token; and reading /metrics as Prometheus
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 import time
@@ -18,6 +17,7 @@ from prometheus_client.samples import Sample
 
 from aigc.cli.stack import spawn, stop_process, wait_for_http
 from aigc.settings import Settings
+from tests.live import stack_env
 
 START_TIMEOUT_S = 120.0  # a worker's cold imports (torch) on a 2-core machine
 
@@ -33,22 +33,6 @@ class MetricsStack:
     @property
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
-
-
-def stack_env(settings: Settings, model_dir: Path, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        AIGC_DATABASE_URL=settings.database_url or "",
-        AIGC_REDIS_URL=settings.redis_url or "",
-        AIGC_ARTIFACT_DIR=str(settings.artifact_dir),
-        AIGC_VAR_DIR=str(settings.var_dir),
-        AIGC_MODEL_DIR=str(model_dir),
-        AIGC_PROFILE="offline",
-        AIGC_PRELOAD_MODELS="false",
-        HF_HUB_OFFLINE="1",
-    )
-    env.update(extra)
-    return env
 
 
 @contextmanager

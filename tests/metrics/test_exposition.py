@@ -13,8 +13,8 @@ import pytest
 from aigc.cli.stack import spawn, stop_process, wait_for_http
 from aigc.settings import Settings
 from tests.conftest import TeamKey
-from tests.live import submit, wait_for_job
-from tests.metrics.live import MetricsStack, metrics_stack, scrape, stack_env, value
+from tests.live import stack_env, submit, wait_for_job
+from tests.metrics.live import MetricsStack, metrics_stack, scrape, value
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""retry_transient: database and broker blips are retried with backoff; anything else, and
-a blip that outlasts the give-up time, propagates."""
+"""retry_transient: database, broker and artifact store blips are retried with backoff;
+anything else, and a blip that outlasts the give-up time, propagates."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy.exc import OperationalError
 
+from aigc.storage import StoreUnavailable
 from workers import retry
 from workers.retry import retry_transient
 
@@ -54,8 +55,8 @@ def test_a_database_blip_is_retried(clock: Clock) -> None:
     assert len(clock.sleeps) == 3
 
 
-def test_broker_and_connection_errors_are_transient(clock: Clock) -> None:
-    for error in (BrokerError("broker down"), ConnectionResetError()):
+def test_broker_store_and_connection_errors_are_transient(clock: Clock) -> None:
+    for error in (BrokerError("broker down"), StoreUnavailable("S3 down"), ConnectionResetError()):
         assert retry_transient(_failing(1, error), what="x") == "done after 2 calls"
 
 

@@ -5,7 +5,6 @@ each request with the `standardwebhooks` package and log what they got."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -19,8 +18,9 @@ import pytest
 
 from aigc.cli.stack import spawn, stop_process, wait_for_http
 from aigc.servers import port_open
+from aigc.settings import Settings
 from tests.conftest import TeamKey
-from tests.live import submit, wait_for_job
+from tests.live import stack_env, submit, wait_for_job
 
 RECEIVER = Path(__file__).parents[1] / "receiver.py"
 START_TIMEOUT_S = 120.0  # cold imports on a busy 2-core machine
@@ -87,18 +87,13 @@ def webhook_stack_processes(
     team: TeamKey,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[WebhookStack]:
-    env = dict(os.environ)
-    env.update(
-        AIGC_DATABASE_URL=database_url,
-        AIGC_REDIS_URL=redis_url,
-        AIGC_ARTIFACT_DIR=str(artifact_dir),
-        AIGC_VAR_DIR=str(var_dir),
-        AIGC_MODEL_DIR=str(model_dir),
-        AIGC_PROFILE="offline",
-        AIGC_PRELOAD_MODELS="false",
-        HF_HUB_OFFLINE="1",
-        **DELIVERER_ENV,
+    services = Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        artifact_dir=artifact_dir,
+        var_dir=var_dir,
     )
+    env = stack_env(services, model_dir, **DELIVERER_ENV)
     port = free_port()
     env["AIGC_API_PORT"] = str(port)
     logs = tmp_path_factory.mktemp("webhook-logs")
