@@ -306,7 +306,16 @@ class _Renderer:
         """The job's result line, and whether it goes to the output file (else errors)."""
         line: dict[str, Any] = {"id": f"batch_req_{job.id.hex}", "custom_id": job.custom_id}
         if job.status == JobStatus.SUCCEEDED:
-            response = {"status_code": 200, "request_id": str(job.id), "body": self.body(job)}
+            try:
+                body = self.body(job)
+            except FileNotFoundError:
+                # Its bytes expired under the team's retention before this file was written.
+                gone = {
+                    "code": ErrorCode.GONE,
+                    "message": "the output expired under its team's retention and was deleted",
+                }
+                return {**line, "response": None, "error": gone}, False
+            response = {"status_code": 200, "request_id": str(job.id), "body": body}
             return {**line, "response": response, "error": None}, True
         if job.status == JobStatus.FAILED:
             return {**line, **_failure(job)}, False

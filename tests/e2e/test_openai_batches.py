@@ -10,6 +10,7 @@ import time
 import wave
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -353,3 +354,33 @@ def _succeeded_jobs(live: LiveStack, batch_id: str) -> list[dict[str, Any]]:
         f"/v1/batches/{batch_id}/jobs", params={"status": "succeeded", "limit": 1000}
     )
     return response.raise_for_status().json()["data"]  # type: ignore[no-any-return]
+
+
+def test_output_whose_bytes_expired_goes_to_the_error_file(
+    client: OpenAI, live: LiveStack, db_engine: sa.Engine, artifact_dir: Path
+) -> None:
+    body = {"model": "echo", "messages": [{"role": "user", "content": "kept or not"}]}
+    lines = [_request(f"e{i}", "/v1/chat/completions", body) for i in range(2)]
+    batch = _submit(client, "/v1/chat/completions", lines)
+    deadline = time.monotonic() + 120
+    while len(jobs := _succeeded_jobs(live, batch.id)) < len(lines):
+        assert time.monotonic() < deadline, "the echo jobs did not finish"
+        time.sleep(0.2)
+    # One job's text is deleted before the output file is written, as the retention sweep
+    # deletes expired bytes.
+    expired = next(job for job in jobs if job["custom_id"] == "e1")
+    with db_engine.connect() as conn:
+        key = conn.execute(
+            sa.text("SELECT storage_key FROM artifacts WHERE job_id = :id"), {"id": expired["id"]}
+        ).scalar_one()
+    (artifact_dir / key).unlink()
+
+    done = _wait(client, batch.id)
+    assert done.status == "completed"
+    [kept] = _lines(client, done.output_file_id)
+    assert kept["custom_id"] == "e0" and kept["response"]["status_code"] == 200
+    assert done.error_file_id is not None
+    [gone] = [
+        json.loads(line) for line in client.files.content(done.error_file_id).text.splitlines()
+    ]
+    assert gone["custom_id"] == "e1" and gone["error"]["code"] == "gone"
