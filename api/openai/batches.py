@@ -35,6 +35,7 @@ from aigc.vocab import (
 )
 from api.auth import Caller
 from api.batching import accept_batch
+from api.downloads import is_expired
 from api.errors import invalid_request
 from api.openai.requests import (
     CHAT,
@@ -163,7 +164,8 @@ def _input_file_bytes(session: Session, store: ArtifactStore, file_id: str) -> b
         raise InvalidRequest.for_field(
             "input_file_id", f"file {file_id} has purpose {file.purpose!r}, not 'batch'"
         )
-    if not store.exists(file.storage_key):
+    if is_expired(file.expires_at) or not store.exists(file.storage_key):
+        # Expired under the team's retention (its bytes are, or are about to be, swept).
         raise InvalidRequest.for_field(
             "input_file_id", f"the bytes of file {file_id} are no longer stored"
         )

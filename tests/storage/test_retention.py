@@ -135,6 +135,17 @@ def test_expired_file_answers_410_and_is_swept(
     _wait_past(datetime.fromtimestamp(uploaded["expires_at"] + 1, UTC))
     _assert_gone(api.get(f"/v1/files/{uploaded['id']}/content"), f"file {uploaded['id']}")
     assert api.get(f"/v1/files/{uploaded['id']}").status_code == 200  # the row stays
+    # Expired, not yet swept: no batch is made from it either.
+    refused = api.post(
+        "/v1/batches",
+        json={
+            "input_file_id": uploaded["id"],
+            "endpoint": "/v1/chat/completions",
+            "completion_window": "24h",
+        },
+    )
+    assert refused.status_code == 422
+    assert refused.json()["error"]["errors"][0]["field"] == "input_file_id"
     store = _store(api)
     with dispatcher(store_settings, store) as sweeper:
         assert sweeper.maintain().expired_objects == 1
