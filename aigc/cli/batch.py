@@ -183,6 +183,17 @@ def submit(
         typer.Option(help="high, normal or low; unset, the server's default for batches (low)."),
     ] = None,
     wait: Annotated[bool, typer.Option(help="Follow the batch until it finishes.")] = False,
+    webhook: Annotated[
+        str | None,
+        typer.Option(help="An https URL the batch's events are POSTed to, signed (see README)."),
+    ] = None,
+    webhook_event: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Which events go to --webhook: start, progress, completed, job_completed "
+            "(repeatable; default completed)."
+        ),
+    ] = None,
     api_url: ApiUrl = None,
 ) -> None:
     """Check FILE line by line, submit it as one batch, print the batch id.
@@ -197,7 +208,7 @@ def submit(
         _print_line_errors(errors)
         raise typer.Exit(EXIT_INVALID)
     with _api(api_url, timeout_s=SUBMIT_TIMEOUT_S) as client:
-        batch = _submit(client, data, priority)
+        batch = _submit(client, data, priority, webhook, webhook_event)
         console.print(batch["id"], highlight=False)
         err_console.print(f"{batch['counts']['total']} jobs queued ({batch['priority']} priority)")
         if not wait:
@@ -209,11 +220,24 @@ def submit(
         raise typer.Exit(EXIT_FAILED)
 
 
-def _submit(client: httpx.Client, data: bytes, priority: str | None) -> dict[str, Any]:
+def _submit(
+    client: httpx.Client,
+    data: bytes,
+    priority: str | None,
+    webhook: str | None = None,
+    webhook_events: list[str] | None = None,
+) -> dict[str, Any]:
+    params: dict[str, str | list[str]] = {}
+    if priority:
+        params["priority"] = priority
+    if webhook:
+        params["webhook"] = webhook
+    if webhook_events:
+        params["webhook_events_filter"] = webhook_events
     response = client.post(
         "/v1/batches",
         content=data,
-        params={"priority": priority} if priority else None,
+        params=params or None,
         headers={"Content-Type": "application/x-ndjson"},
     )
     if response.status_code == 422:

@@ -159,3 +159,31 @@ def test_an_unknown_key_is_one_line_and_exit_1(
     assert result.exit_code == 1
     [line] = result.stderr.strip().splitlines()
     assert "401" in line and "API key" in line
+
+
+def test_submit_with_a_webhook(live: LiveStack, tmp_path: Path, db_engine: sa.Engine) -> None:
+    source = _write_jsonl(tmp_path / "hooked.jsonl", [_echo("a", "hello")])
+    # A plain-http webhook is refused (no operator setting allows it): nothing is submitted.
+    before = _count_batches(db_engine)
+    refused = _batch(
+        "submit", str(source), "--webhook", "http://cms.example/hook", "--api-url", live.api_url
+    )
+    assert refused.exit_code == 1 and "webhook" in refused.stderr
+    assert _count_batches(db_engine) == before
+    # No deliverer runs in this stack: the webhook is recorded, nothing is sent anywhere.
+    accepted = _batch(
+        "submit",
+        str(source),
+        "--webhook",
+        "https://cms.example/hook",
+        "--webhook-event",
+        "job_completed",
+        "--webhook-event",
+        "completed",
+        "--api-url",
+        live.api_url,
+    )
+    assert accepted.exit_code == 0, accepted.output
+    batch = live.client.get(f"/v1/batches/{accepted.stdout.strip()}").json()
+    assert batch["webhook"] == "https://cms.example/hook"
+    assert batch["webhook_events_filter"] == ["job_completed", "completed"]
