@@ -59,6 +59,13 @@ class JobEvent(NamedTuple):
     error_code: str | None
     created_at: datetime
 
+    @property
+    def progress(self) -> dict[str, int] | None:
+        """Steps done of the total, as clients see them; None before the first report."""
+        if self.progress_done is None or self.progress_total is None:
+            return None
+        return {"done": self.progress_done, "total": self.progress_total}
+
 
 def current_cursor(session: Session) -> EventCursor:
     """Where a reader that wants only what happens from now on starts: past every event

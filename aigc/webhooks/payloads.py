@@ -43,11 +43,7 @@ def job_data(job: Job, event: JobEvent) -> dict[str, Any]:
         "model": job.model,
         "batch_id": str(job.batch_id) if job.batch_id else None,
         "custom_id": job.custom_id,
-        "progress": (
-            {"done": event.progress_done, "total": event.progress_total}
-            if event.progress_done is not None and event.progress_total is not None
-            else None
-        ),
+        "progress": event.progress,
     }
     if event.status == JobStatus.FAILED:
         data["error"] = {"code": event.error_code, "message": job.error_message or ""}

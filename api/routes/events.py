@@ -146,16 +146,11 @@ class _StreamReader:
 
 
 def _event_data(event: JobEvent) -> dict[str, Any]:
-    progress = (
-        {"done": event.progress_done, "total": event.progress_total}
-        if event.progress_done is not None and event.progress_total is not None
-        else None
-    )
     return {
         "job_id": str(event.job_id),
         "batch_id": str(event.batch_id) if event.batch_id else None,
         "status": event.status,
-        "progress": progress,
+        "progress": event.progress,
         "error_code": event.error_code,
         # When the change was made (its transaction's start, by the database's clock).
         "at": event.created_at.isoformat(),
