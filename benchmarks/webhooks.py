@@ -32,6 +32,7 @@ from benchmarks.services import (
     job_stack,
     wait_until,
 )
+from tests.webhooks.receiver import read_records
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +69,6 @@ def _receiver(work_dir: Path, secret: str, fail_rate: float) -> Iterator[tuple[s
     finally:
         proc.kill()
         proc.wait()
-
-
-def _records(log_file: Path) -> list[dict[str, Any]]:
-    if not log_file.exists():
-        return []
-    return [json.loads(line) for line in log_file.read_text().splitlines() if line]
 
 
 def _run(services: Services, client: httpx.Client, count: int, fail_rate: float) -> dict[str, Any]:
@@ -152,7 +147,7 @@ def _run(services: Services, client: httpx.Client, count: int, fail_rate: float)
                         errors[error] = errors.get(error, 0) + 1
         finally:
             engine.dispose()
-        records = _records(log_file)
+        records = read_records(log_file)
     first_ok: dict[str, float] = {}
     first_seen: dict[str, float] = {}
     for record in records:

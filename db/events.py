@@ -74,6 +74,12 @@ def current_cursor(session: Session) -> EventCursor:
     return EventCursor(int(str(horizon)), 0)
 
 
+def commit_horizon(session: Session) -> int:
+    """A txid above every transaction committed by now: once the readable horizon
+    (current_cursor) reaches it, every event committed before this call can be read."""
+    return int(str(session.scalar(text("SELECT pg_snapshot_xmax(pg_current_snapshot())::text"))))
+
+
 _SELECT = """
     SELECT txid::text, id, team_id, job_id, batch_id, type, status,
         progress_done, progress_total, error_code, created_at

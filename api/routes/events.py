@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Request
@@ -37,6 +38,8 @@ router = APIRouter(tags=["events"], dependencies=[Depends(authenticate)])
 CATCH_UP_PAGE = 500
 # How long a browser's EventSource waits before reconnecting, in milliseconds.
 RECONNECT_MS = 2000
+# How often a finished batch's stream looks for the last of its jobs' events.
+DRAIN_POLL_S = 0.02
 # A comment line, with no blank line after it: it ends no event, so no client sees one.
 KEEP_ALIVE = b": keep-alive\n"
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -163,6 +166,17 @@ def _has_events_after(
     return bool(
         event_queries.events_after(session, cursor, limit=1, team_id=reader.team_id, **target)
     )
+
+
+def _readable_page(
+    session: Session, *, cursor: EventCursor, team_id: uuid.UUID | None, batch_id: uuid.UUID
+) -> tuple[int, list[JobEvent]]:
+    """The readable horizon (taken first), then the batch's next events after `cursor`."""
+    horizon = event_queries.current_cursor(session).txid
+    page = event_queries.events_after(
+        session, cursor, limit=CATCH_UP_PAGE, team_id=team_id, batch_id=batch_id
+    )
+    return horizon, page
 
 
 def _nothing_more() -> Response:
@@ -316,9 +330,33 @@ async def batch_events(
                     assert now is not None  # batches are not deleted
                     batch, active = now
                     pending, last_counts = False, time.monotonic()
-                    yield sse("progress" if active else "completed", batch, cursor)
-                    if not active:
-                        return
+                    if active:
+                        yield sse("progress", batch, cursor)
+                        continue
+                    # The counts read the jobs themselves, which events trail by the
+                    # transactions still running: send every job's end before the batch's.
+                    upto = await reader.read(event_queries.commit_horizon)
+                    deadline = time.monotonic() + reader.settings.event_keepalive_s
+                    while True:
+                        horizon, page = await reader.read(
+                            partial(
+                                _readable_page,
+                                cursor=cursor,
+                                team_id=reader.team_id,
+                                batch_id=batch_id,
+                            )
+                        )
+                        for event in page:
+                            cursor = event.cursor
+                            if event.type == "completed":
+                                yield sse("job_completed", _event_data(event), cursor)
+                        if len(page) == CATCH_UP_PAGE:
+                            continue
+                        if horizon >= upto or time.monotonic() > deadline:
+                            break
+                        await asyncio.sleep(DRAIN_POLL_S)
+                    yield sse("completed", batch, cursor)
+                    return
                 elif events is None and not pending:
                     yield KEEP_ALIVE
         finally:

@@ -17,10 +17,20 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 from standardwebhooks import Webhook, WebhookVerificationError
 
 MAX_BODY_BYTES = 1024 * 1024
+
+
+def read_records(log: Path) -> list[dict[str, Any]]:
+    """What the receiver has logged so far, a record per request. A line it is still
+    writing has no newline yet, so it is no record yet."""
+    if not log.exists():
+        return []
+    *complete, _partial = log.read_text().split("\n")
+    return [json.loads(line) for line in complete if line]
 
 
 def main() -> None:

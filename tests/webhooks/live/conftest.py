@@ -21,6 +21,7 @@ from aigc.servers import port_open
 from aigc.settings import Settings
 from tests.conftest import TeamKey
 from tests.live import stack_env, submit, wait_for_job
+from tests.webhooks.receiver import read_records
 
 RECEIVER = Path(__file__).parents[1] / "receiver.py"
 START_TIMEOUT_S = 120.0  # cold imports on a busy 2-core machine
@@ -45,9 +46,7 @@ class Receiver:
     process: subprocess.Popen[bytes]
 
     def records(self) -> list[dict[str, Any]]:
-        if not self.log.exists():
-            return []
-        return [json.loads(line) for line in self.log.read_text().splitlines() if line]
+        return read_records(self.log)
 
     def wait_for(
         self, predicate: Callable[[list[dict[str, Any]]], bool], timeout_s: float = 30.0
