@@ -154,12 +154,16 @@ class EventHub:
                 conn.invalidate()
 
     def _read_new(self, cursor: EventCursor) -> EventCursor:
+        # Where "now" is, taken before looking for streams: a stream that subscribes after
+        # the look reads from PostgreSQL whatever came before it, so skipping up to here
+        # loses nothing; taken after, an event committed in between would be skipped.
+        with self.session_factory() as session:
+            now = event_queries.current_cursor(session)
         with self._lock:
             idle = not self._by_job and not self._by_batch
         if idle:
             # Nobody follows anything: skip what happened instead of reading it.
-            with self.session_factory() as session:
-                return max(cursor, event_queries.current_cursor(session))
+            return max(cursor, now)
         while True:
             with self.session_factory() as session:
                 page = event_queries.events_after(session, cursor, limit=PAGE_SIZE)
