@@ -84,7 +84,7 @@ def _api(api_url: str | None, timeout_s: float = 30.0) -> Iterator[Client]:
         err_console.print(f"[red]cannot reach the API at {base_url}: {exc or type(exc).__name__}")
         raise typer.Exit(EXIT_FAILED) from exc
     except (ApiError, ChecksumMismatch) as exc:
-        err_console.print(f"[red]{exc}", markup=False)
+        err_console.print(str(exc), style="red", markup=False)
         raise typer.Exit(EXIT_FAILED) from exc
 
 

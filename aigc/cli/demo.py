@@ -92,7 +92,8 @@ def _submit_and_follow(client: Client, console: Console, out_dir: Path, timeout_
         try:
             submitted = client.submit(**body)
         except (ApiError, httpx.HTTPError) as exc:
-            console.print(f"[red]submitting the {body['kind']} job failed: {exc}[/]", markup=False)
+            message = f"submitting the {body['kind']} job failed: {exc}"
+            console.print(message, style="red", markup=False)
             return 1
         jobs[submitted.id] = submitted.model_dump(mode="json")
         console.print(f"submitted {submitted.kind} job {submitted.id} (model {submitted.model})")

@@ -44,6 +44,8 @@ class Config:
     ) -> Config:
         if not 0 <= max_retries <= 10:
             raise ValueError("max_retries: must be between 0 and 10")
+        if not 0 < timeout_s <= 3600:
+            raise ValueError("timeout_s: must be above 0 and at most 3600")
         url = base_url or os.environ.get("AIGC_API_URL") or DEFAULT_BASE_URL
         key = api_key if api_key is not None else os.environ.get("AIGC_API_KEY")
         return cls(url.rstrip("/"), key, timeout_s, max_retries)

@@ -172,6 +172,26 @@ class AsyncClient:
     async def cancel_batch(self, batch_id: str) -> Batch:
         return Batch.model_validate(await self._json("POST", f"/v1/batches/{batch_id}/cancel"))
 
+    async def list_batches(self, *, page_size: int = 100) -> AsyncIterator[Batch]:
+        params: dict[str, Any] = {"limit": page_size}
+        while True:
+            page = await self._json("GET", "/v1/batches", params=params)
+            for batch in page["data"]:
+                if "counts" in batch:  # ours, not OpenAI-shaped ones
+                    yield Batch.model_validate(batch)
+            if not page.get("has_more"):
+                return
+            params["after"] = page["last_id"]
+
+    async def retry_batch(self, batch_id: str, *, include_canceled: bool = False) -> Batch:
+        params = {"include_canceled": "true"} if include_canceled else None
+        return Batch.model_validate(
+            await self._json("POST", f"/v1/batches/{batch_id}/retry", params=params)
+        )
+
+    def batch_events(self, batch_id: str) -> AsyncIterator[Event]:
+        return afollow(self.http, f"/v1/batches/{batch_id}/events")
+
     async def wait_batch(self, batch_id: str, *, timeout_s: float = 3600.0) -> Batch:
         async def finished() -> bool:
             return (await self.get_batch(batch_id)).done

@@ -28,6 +28,7 @@ def test_async_submit_wait_get_list(live: LiveStack, team: TeamKey) -> None:
             )
             assert (await client.wait_batch(batch.id, timeout_s=60)).counts.succeeded == 1
             assert [line.custom_id async for line in client.batch_results(batch.id)] == ["x"]
+            assert [b.id async for b in client.list_batches(page_size=1)] == [batch.id]
             with pytest.raises(NotFound):
                 await client.get(str(uuid.uuid4()))
 
