@@ -169,6 +169,20 @@ class AsyncClient:
     async def get_batch(self, batch_id: str) -> Batch:
         return Batch.model_validate(await self._json("GET", f"/v1/batches/{batch_id}"))
 
+    async def batch_jobs(
+        self, batch_id: str, *, status: str | None = None, page_size: int = 100
+    ) -> AsyncIterator[Job]:
+        params: dict[str, Any] = {"limit": page_size}
+        if status:
+            params["status"] = status
+        while True:
+            page = await self._json("GET", f"/v1/batches/{batch_id}/jobs", params=params)
+            for job in page["data"]:
+                yield Job.model_validate(job)
+            if not page.get("next_cursor"):
+                return
+            params["cursor"] = page["next_cursor"]
+
     async def cancel_batch(self, batch_id: str) -> Batch:
         return Batch.model_validate(await self._json("POST", f"/v1/batches/{batch_id}/cancel"))
 

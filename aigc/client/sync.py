@@ -190,6 +190,20 @@ class Client:
                 return
             params["after"] = page["last_id"]
 
+    def batch_jobs(
+        self, batch_id: str, *, status: str | None = None, page_size: int = 100
+    ) -> Iterator[Job]:
+        """The batch's jobs in input order, optionally only those in one status."""
+        params: dict[str, Any] = {"limit": page_size}
+        if status:
+            params["status"] = status
+        while True:
+            page = self.request("GET", f"/v1/batches/{batch_id}/jobs", params=params).json()
+            yield from (Job.model_validate(job) for job in page["data"])
+            if not page.get("next_cursor"):
+                return
+            params["cursor"] = page["next_cursor"]
+
     def cancel_batch(self, batch_id: str) -> Batch:
         return Batch.model_validate(self.request("POST", f"/v1/batches/{batch_id}/cancel").json())
 

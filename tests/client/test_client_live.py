@@ -56,6 +56,9 @@ def test_batch_from_a_list_waits_via_the_event_stream(client: Client) -> None:
     assert batch.counts.total == 3
     lines = _check_results(client, batch, ["c0", "c1", "c2"])
     assert [line.artifacts[0].text for line in lines] == ["line 0", "line 1", "line 2"]
+    jobs_in_order = list(client.batch_jobs(batch.id, page_size=2))
+    assert [job.custom_id for job in jobs_in_order] == ["c0", "c1", "c2"]
+    assert list(client.batch_jobs(batch.id, status="failed")) == []
 
 
 def test_batch_from_csv_and_jsonl_files(client: Client, tmp_path: Path) -> None:
