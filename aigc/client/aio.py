@@ -65,7 +65,7 @@ class AsyncClient:
         while True:
             request = self.http.build_request(method, url, **kwargs)
             if not self.config.same_origin(url):
-                del request.headers["Authorization"]
+                request.headers.pop("Authorization", None)
             try:
                 response = await self.http.send(request)
             except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError):

@@ -72,7 +72,7 @@ class Client:
         while True:
             request = self.http.build_request(method, url, **kwargs)
             if not self.config.same_origin(url):
-                del request.headers["Authorization"]  # a presigned URL authorises itself
+                request.headers.pop("Authorization", None)  # a presigned URL authorises itself
             try:
                 response = self.http.send(request)
             except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError):

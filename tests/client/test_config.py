@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+
+import httpx
 import pytest
 
 from aigc.client import Client
@@ -31,3 +34,18 @@ def test_the_environment_gives_the_defaults(monkeypatch: pytest.MonkeyPatch) -> 
 def test_bounds_name_the_argument(kwargs: dict[str, float], field: str) -> None:
     with pytest.raises(ValueError, match=f"^{field}:"):
         Client("http://127.0.0.1:1", **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_keyless_client_can_fetch_another_origin(dead_port_url: str) -> None:
+    # No key configured, a URL elsewhere: the request goes out (and fails to connect).
+    with Client("http://127.0.0.1:1", api_key="", max_retries=0) as client:
+        assert "Authorization" not in client.http.headers
+        with pytest.raises(httpx.ConnectError):
+            client.request("GET", f"{dead_port_url}/bucket/x")
+
+
+@pytest.fixture
+def dead_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
