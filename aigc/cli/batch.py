@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,11 +30,12 @@ from aigc.cli.common import (
     EXTENSIONS,
     MissingApiKey,
     api_key,
-    auth_headers,
     console,
     err_console,
 )
-from aigc.cli.events import StreamFailed, follow
+from aigc.client import ApiError, Batch, ChecksumMismatch, Client, InvalidRequest, ResultLine
+from aigc.client.models import Artifact
+from aigc.errors import ErrorCode
 from aigc.jsonl import BadLine, decode_line, iter_lines
 from aigc.settings import get_settings
 from aigc.vocab import FINAL_JOB_STATUSES, BatchStatus, JobStatus, Priority
@@ -62,51 +62,30 @@ ApiUrl = Annotated[
 ]
 
 
-class ApiFailure(Exception):
-    """The API answered with an error; carries the exit code the command ends with."""
-
-    def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
 def _api_url(api_url: str | None) -> str:
     settings = get_settings()
     return (api_url or f"http://{settings.api_host}:{settings.api_port}").rstrip("/")
 
 
 @contextmanager
-def _api(api_url: str | None, timeout_s: float = 30.0) -> Iterator[httpx.Client]:
-    """A client for the API, sending the key; a missing key, connection problems and API
+def _api(api_url: str | None, timeout_s: float = 30.0) -> Iterator[Client]:
+    """An SDK client for the API, with the key; a missing key, connection problems and API
     errors end the command with one line instead of a traceback."""
     base_url = _api_url(api_url)
     try:
-        headers = auth_headers(api_key(get_settings()))
+        key = api_key(get_settings())
     except MissingApiKey as exc:
         err_console.print(f"[red]{exc}", highlight=False)
         raise typer.Exit(EXIT_FAILED) from exc
     try:
-        with httpx.Client(base_url=base_url, timeout=timeout_s, headers=headers) as client:
+        with Client(base_url, key, timeout_s=timeout_s) as client:
             yield client
     except httpx.TransportError as exc:
         err_console.print(f"[red]cannot reach the API at {base_url}: {exc or type(exc).__name__}")
         raise typer.Exit(EXIT_FAILED) from exc
-    except ApiFailure as exc:
-        err_console.print(f"[red]{exc}")
-        raise typer.Exit(exc.exit_code) from exc
-
-
-def _checked(response: httpx.Response) -> Any:
-    """The decoded JSON body of a 2xx answer; ApiFailure with the API's message otherwise."""
-    if response.is_success:
-        return response.json()
-    try:
-        message = response.json()["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        message = response.text[:200] or response.reason_phrase
-    raise ApiFailure(
-        f"{response.request.method} {response.url.path}: {response.status_code} {message}"
-    )
+    except (ApiError, ChecksumMismatch) as exc:
+        err_console.print(str(exc), style="red", markup=False)
+        raise typer.Exit(EXIT_FAILED) from exc
 
 
 # Checking the file before it is sent -------------------------------------------------------
@@ -209,44 +188,33 @@ def submit(
         raise typer.Exit(EXIT_INVALID)
     with _api(api_url, timeout_s=SUBMIT_TIMEOUT_S) as client:
         batch = _submit(client, data, priority, webhook, webhook_event)
-        console.print(batch["id"], highlight=False)
-        err_console.print(f"{batch['counts']['total']} jobs queued ({batch['priority']} priority)")
+        console.print(batch.id, highlight=False)
+        err_console.print(f"{batch.counts.total} jobs queued ({batch.priority} priority)")
         if not wait:
             return
         batch = _follow(client, batch)
     _print_counts(batch)
-    counts = batch["counts"]
-    if batch["status"] != BatchStatus.COMPLETED or counts["total"] != counts[JobStatus.SUCCEEDED]:
+    if batch.status != BatchStatus.COMPLETED or batch.counts.total != batch.counts.succeeded:
         raise typer.Exit(EXIT_FAILED)
 
 
 def _submit(
-    client: httpx.Client,
+    client: Client,
     data: bytes,
     priority: str | None,
     webhook: str | None = None,
     webhook_events: list[str] | None = None,
-) -> dict[str, Any]:
-    params: dict[str, str | list[str]] = {}
-    if priority:
-        params["priority"] = priority
-    if webhook:
-        params["webhook"] = webhook
-    if webhook_events:
-        params["webhook_events_filter"] = webhook_events
-    response = client.post(
-        "/v1/batches",
-        content=data,
-        params=params or None,
-        headers={"Content-Type": "application/x-ndjson"},
-    )
-    if response.status_code == 422:
-        error = response.json().get("error", {})
-        if error.get("type") == "invalid_batch" and error.get("errors"):
-            # The server lists at most 1,000 bad lines and counts them all.
-            _print_line_errors(error["errors"], error.get("error_count"))
-            raise typer.Exit(EXIT_INVALID)
-    return _checked(response)  # type: ignore[no-any-return]
+) -> Batch:
+    try:
+        return client.submit_batch(
+            data, priority=priority, webhook=webhook, webhook_events=webhook_events
+        )
+    except InvalidRequest as exc:
+        if exc.code != ErrorCode.INVALID_BATCH or not exc.field_errors:
+            raise
+        # The server lists at most 1,000 bad lines and counts them all.
+        _print_line_errors([e.model_dump() for e in exc.field_errors], exc.error_count)
+        raise typer.Exit(EXIT_INVALID) from exc
 
 
 class _RateColumn(ProgressColumn):
@@ -257,7 +225,7 @@ class _RateColumn(ProgressColumn):
         return Text(f"{speed:,.1f} jobs/s" if speed else "- jobs/s", style="progress.data.speed")
 
 
-def _follow(client: httpx.Client, batch: dict[str, Any]) -> dict[str, Any]:
+def _follow(client: Client, batch: Batch) -> Batch:
     """Follow the batch's event stream until it finishes, with a live progress bar."""
     columns = (
         TextColumn("{task.description}"),
@@ -270,39 +238,34 @@ def _follow(client: httpx.Client, batch: dict[str, Any]) -> dict[str, Any]:
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=err_console) as progress:
-        bar = progress.add_task(batch["status"], total=batch["counts"]["total"], failed=0)
+        bar = progress.add_task(batch.status, total=batch.counts.total, failed=0)
 
-        def show(batch: dict[str, Any]) -> None:
-            counts = batch["counts"]
+        def show(batch: Batch) -> None:
+            counts = batch.counts.model_dump()
             done = sum(counts[status] for status in FINAL_JOB_STATUSES)
-            progress.update(
-                bar, completed=done, description=batch["status"], failed=counts[JobStatus.FAILED]
-            )
+            progress.update(bar, completed=done, description=batch.status, failed=counts["failed"])
 
         show(batch)
-        try:
-            for name, data in follow(client, f"/v1/batches/{batch['id']}/events"):
-                if name == "job_completed":
-                    # Between two counts from the server: one more job done.
-                    failed = progress.tasks[bar].fields["failed"]
-                    failed += data["status"] == JobStatus.FAILED
-                    progress.update(bar, advance=1, failed=failed)
-                    continue
-                batch = data
-                show(batch)
-                if name == "completed":
-                    return batch
-        except StreamFailed as exc:
-            raise ApiFailure(str(exc)) from exc
+        for name, data in client.batch_events(batch.id):
+            if name == "job_completed":
+                # Between two counts from the server: one more job done.
+                failed = progress.tasks[bar].fields["failed"]
+                failed += data["status"] == JobStatus.FAILED
+                progress.update(bar, advance=1, failed=failed)
+                continue
+            batch = Batch.model_validate(data)
+            show(batch)
+            if name == "completed":
+                return batch
     # The stream ended early (the server went away for good): the batch as it is now.
-    return _checked(client.get(f"/v1/batches/{batch['id']}"))  # type: ignore[no-any-return]
+    return client.get_batch(batch.id)
 
 
-def _print_counts(batch: dict[str, Any]) -> None:
-    counts = batch["counts"]
+def _print_counts(batch: Batch) -> None:
+    counts = batch.counts.model_dump()
     summary = ", ".join(f"{counts[s]} {s}" for s in FINAL_JOB_STATUSES if counts[s])
-    style = "green" if counts[JobStatus.SUCCEEDED] == counts["total"] else "red"
-    err_console.print(f"[{style}]batch {batch['id']} {batch['status']}: {summary or 'no jobs run'}")
+    style = "green" if batch.counts.succeeded == batch.counts.total else "red"
+    err_console.print(f"[{style}]batch {batch.id} {batch.status}: {summary or 'no jobs run'}")
 
 
 # status, cancel ----------------------------------------------------------------------------
@@ -314,11 +277,12 @@ def status(
 ) -> None:
     """The batch's status, job counts and timestamps."""
     with _api(api_url) as client:
-        batch = _checked(client.get(f"/v1/batches/{batch_id}"))
+        batch = client.get_batch(batch_id)
     console.print(_batch_table(batch))
 
 
-def _batch_table(batch: dict[str, Any]) -> Table:
+def _batch_table(typed: Batch) -> Table:
+    batch = typed.model_dump(mode="json")  # timestamps as the API writes them
     table = Table(title=f"batch {batch['id']}", show_header=False)
     table.add_column(style="bold")
     table.add_column()
@@ -337,8 +301,8 @@ def cancel(
 ) -> None:
     """Cancel the batch: queued jobs never run, running ones stop at their next step."""
     with _api(api_url) as client:
-        batch = _checked(client.post(f"/v1/batches/{batch_id}/cancel"))
-    console.print(f"batch {batch['id']} {batch['status']}")
+        batch = client.cancel_batch(batch_id)
+    console.print(f"batch {batch.id} {batch.status}")
     console.print(_batch_table(batch))
 
 
@@ -361,13 +325,13 @@ def results(
     results_path = out / "results.jsonl"
     with _api(api_url) as client:
         lines = _download_results(client, batch_id, results_path)
-        artifacts = [(line, artifact) for line in lines for artifact in line["artifacts"]]
+        artifacts = [(line, artifact) for line in lines for artifact in line.artifacts]
         with Progress(*_download_columns(), console=err_console) as progress:
             bar = progress.add_task("artifacts", total=len(artifacts))
             for line, artifact in artifacts:
                 _save_artifact(client, out / artifact_filename(line, artifact), artifact)
                 progress.advance(bar)
-    failed = sum(line["status"] != JobStatus.SUCCEEDED for line in lines)
+    failed = sum(line.status != JobStatus.SUCCEEDED for line in lines)
     console.print(f"{len(lines)} results in {results_path}, {len(artifacts)} artifacts in {out}")
     if failed:
         err_console.print(f"[red]{failed} job(s) did not succeed; see {results_path}")
@@ -383,20 +347,15 @@ def _download_columns() -> tuple[ProgressColumn, ...]:
     )
 
 
-def _download_results(client: httpx.Client, batch_id: str, path: Path) -> list[dict[str, Any]]:
+def _download_results(client: Client, batch_id: str, path: Path) -> list[ResultLine]:
     """Stream the results JSONL to `path` (via a temporary name, so a partial download never
     passes for a whole one) and return its decoded lines."""
     lines = []
     partial = path.with_suffix(".jsonl.part")
-    with client.stream("GET", f"/v1/batches/{batch_id}/results") as response:
-        if not response.is_success:
-            response.read()
-            _checked(response)
-        with partial.open("w", encoding="utf-8") as f:
-            for text in response.iter_lines():
-                if text.strip():
-                    f.write(text + "\n")
-                    lines.append(json.loads(text))
+    with partial.open("w", encoding="utf-8") as f:
+        for text in client.batch_results_raw(batch_id):
+            f.write(text + "\n")
+            lines.append(ResultLine.model_validate_json(text))
     partial.replace(path)
     return lines
 
@@ -408,30 +367,13 @@ def safe_name(custom_id: str | None) -> str:
     return name or "job"
 
 
-def artifact_filename(line: dict[str, Any], artifact: dict[str, Any]) -> str:
-    extension = EXTENSIONS.get(artifact["mime_type"], "bin")
-    return f"{line['line']}-{safe_name(line['custom_id'])}-{artifact['index']}.{extension}"
+def artifact_filename(line: ResultLine, artifact: Artifact) -> str:
+    extension = EXTENSIONS.get(artifact.mime_type, "bin")
+    return f"{line.line}-{safe_name(line.custom_id)}-{artifact.index}.{extension}"
 
 
-def _save_artifact(client: httpx.Client, path: Path, artifact: dict[str, Any]) -> None:
-    if path.exists() and _sha256(path.read_bytes()) == artifact["sha256"]:
+def _save_artifact(client: Client, path: Path, artifact: Artifact) -> None:
+    if path.exists() and hashlib.sha256(path.read_bytes()).hexdigest() == artifact.sha256:
         return
-    # Text comes inline in the results: no request per text artifact.
-    if "text" in artifact:
-        data = artifact["text"].encode("utf-8")
-    else:
-        data = _fetch(client, artifact["url"])
-    if _sha256(data) != artifact["sha256"]:
-        raise ApiFailure(f"artifact {artifact['id']}: checksum mismatch; {path.name} not written")
-    path.write_bytes(data)
-
-
-def _fetch(client: httpx.Client, url: str) -> bytes:
-    response = client.get(url)
-    if not response.is_success:
-        _checked(response)
-    return response.content
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    # Text comes inline in the results, so the SDK makes no request per text artifact.
+    client.download(artifact, path)

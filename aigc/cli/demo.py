@@ -12,8 +12,8 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from aigc.cli.common import EXTENSIONS, TINY_NOTICE, MissingApiKey, api_key, auth_headers
-from aigc.cli.events import StreamFailed, follow
+from aigc.cli.common import EXTENSIONS, TINY_NOTICE, MissingApiKey, api_key
+from aigc.client import ApiError, Client, Job
 from aigc.settings import Settings
 from aigc.vocab import FINAL_JOB_STATUSES, JobStatus
 
@@ -40,15 +40,13 @@ DEMO_JOBS: list[dict[str, Any]] = [
 
 
 def _running_api(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200
-    except httpx.HTTPError:
-        return False
+    with Client(url) as client:
+        return client.healthy()
 
 
 def _facts(artifact: dict[str, Any]) -> str:
     skip = {"id", "index", "url", "sha256"}
-    return ", ".join(f"{k}={v}" for k, v in artifact.items() if k not in skip)
+    return ", ".join(f"{k}={v}" for k, v in artifact.items() if k not in skip and v is not None)
 
 
 def _bar_state(job: dict[str, Any]) -> dict[str, Any]:
@@ -83,25 +81,22 @@ def run_demo(settings: Settings, console: Console, *, timeout_s: float) -> int:
             return 1
         if settings.profile == "offline":
             console.print(f"[yellow]{TINY_NOTICE}[/]")
-        client = cleanup.enter_context(
-            httpx.Client(base_url=api_url, timeout=30.0, headers=auth_headers(key))
-        )
+        client = cleanup.enter_context(Client(api_url, key))
         return _submit_and_follow(client, console, settings.var_dir / "demo", timeout_s)
     return 1  # unreachable: ExitStack does not swallow exceptions
 
 
-def _submit_and_follow(
-    client: httpx.Client, console: Console, out_dir: Path, timeout_s: float
-) -> int:
+def _submit_and_follow(client: Client, console: Console, out_dir: Path, timeout_s: float) -> int:
     jobs: dict[str, dict[str, Any]] = {}
     for body in DEMO_JOBS:
-        response = client.post("/v1/jobs", json=body)
-        if response.status_code != 202:
-            console.print(f"[red]submitting the {body['kind']} job failed: {response.text}[/]")
+        try:
+            submitted = client.submit(**body)
+        except (ApiError, httpx.HTTPError) as exc:
+            message = f"submitting the {body['kind']} job failed: {exc}"
+            console.print(message, style="red", markup=False)
             return 1
-        job = response.json()
-        jobs[job["id"]] = job
-        console.print(f"submitted {job['kind']} job {job['id']} (model {job['model']})")
+        jobs[submitted.id] = submitted.model_dump(mode="json")
+        console.print(f"submitted {submitted.kind} job {submitted.id} (model {submitted.model})")
 
     columns = (
         TextColumn("{task.description}"),
@@ -119,12 +114,12 @@ def _submit_and_follow(
         def follow_job(job_id: str) -> None:
             job = jobs[job_id]
             try:
-                for name, data in follow(client, f"/v1/jobs/{job_id}/events"):
+                for name, data in client.job_events(job_id):
                     # The first and last events carry the whole job, the others what changed.
                     job = data if name in ("status", "completed") else {**job, **data}
                     jobs[job_id] = job
                     progress.update(bars[job_id], **_bar_state(job))
-            except (httpx.HTTPError, StreamFailed) as exc:
+            except (httpx.HTTPError, ApiError) as exc:
                 failures.append(f"following {job['kind']} job {job_id} failed: {exc}")
 
         # Daemon threads: a stream still open at the timeout does not keep the CLI alive.
@@ -146,19 +141,20 @@ def _submit_and_follow(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     failed = 0
-    for job in jobs.values():
-        if job["status"] != JobStatus.SUCCEEDED:
+    for job in (Job.model_validate(data) for data in jobs.values()):
+        if job.status != JobStatus.SUCCEEDED:
             failed += 1
-            error = job["error"] or {"code": job["status"], "message": ""}
-            reason = f"{error['code']}: {error['message']}"
-            console.print(f"[red]{job['kind']} job {job['id']} {job['status']}: {reason}[/]")
+            reason = f"{job.error.code}: {job.error.message}" if job.error else f"{job.status}: "
+            console.print(f"[red]{job.kind} job {job.id} {job.status}: {reason}[/]")
             continue
-        for artifact in job["artifacts"]:
-            extension = EXTENSIONS.get(artifact["mime_type"], "bin")
-            path = out_dir / f"{job['kind']}-{job['id']}-{artifact['index']}.{extension}"
-            path.write_bytes(client.get(artifact["url"]).raise_for_status().content)
-            console.print(f"[green]{job['kind']}[/] {path}  ({_facts(artifact)})")
-            if job["kind"] == "text":
+        for artifact in job.artifacts:
+            extension = EXTENSIONS.get(artifact.mime_type, "bin")
+            path = client.download(
+                artifact, out_dir / f"{job.kind}-{job.id}-{artifact.index}.{extension}"
+            )
+            facts = _facts(artifact.model_dump(mode="json"))
+            console.print(f"[green]{job.kind}[/] {path}  ({facts})")
+            if job.kind == "text":
                 preview = path.read_text(encoding="utf-8")[:160].replace("\n", " ")
                 console.print(f"    “{preview}…”")
     if failed:

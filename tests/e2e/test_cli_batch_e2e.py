@@ -148,6 +148,8 @@ def test_cancel_and_unknown_batch(live: LiveStack, tmp_path: Path) -> None:
     missing = _batch("status", "0190e0c8-0000-7000-8000-000000000000", "--api-url", live.api_url)
     assert missing.exit_code == 1
     assert "does not exist" in missing.stderr
+    # One plain line: the API's method, path, status and message, no markup left in it.
+    assert missing.stderr.startswith("GET /v1/batches/0190e0c8-")
 
 
 def test_an_unknown_key_is_one_line_and_exit_1(

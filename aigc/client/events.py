@@ -1,0 +1,110 @@
+"""Following a job's or a batch's server-sent event stream instead of polling: a dropped
+connection is reopened, resuming with Last-Event-ID."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+from httpx_sse import aconnect_sse, connect_sse
+
+from aigc.client.errors import error_from
+
+# Longer than the server's keep-alive interval (AIGC_EVENT_KEEPALIVE_S, 15 s by default):
+# a stream silent for this long is taken for dead and reopened.
+READ_TIMEOUT_S = 60.0
+RECONNECT_DELAY_S = 1.0
+
+Event = tuple[str, Any]  # (event name, decoded data)
+
+
+def _timeout(deadline: float | None) -> httpx.Timeout:
+    """No read waits past the caller's deadline, where there is one."""
+    read = READ_TIMEOUT_S
+    if deadline is not None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the stream did not end in time")
+        read = min(read, remaining)
+    return httpx.Timeout(10.0, read=read)
+
+
+def _check_deadline(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() >= deadline:
+        raise TimeoutError("the stream did not end in time")
+
+
+def follow(
+    client: httpx.Client,
+    path: str,
+    *,
+    reconnect_s: float = 60.0,
+    deadline: float | None = None,
+) -> Iterator[Event]:
+    """Each event of the stream at `path`, until the server ends it. A refused stream raises
+    the API's typed error (NotFound, ...); after reconnect_s without a working connection,
+    httpx's transport error propagates. Past `deadline` (time.monotonic()), TimeoutError."""
+    last_event_id: str | None = None
+    give_up = time.monotonic() + reconnect_s
+    while True:
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        try:
+            with connect_sse(
+                client, "GET", path, headers=headers, timeout=_timeout(deadline)
+            ) as source:
+                response = source.response
+                if response.status_code == 204:
+                    return  # resumed after the last event: nothing more will come
+                if not response.is_success:
+                    response.read()
+                    raise error_from(response)
+                for event in source.iter_sse():
+                    give_up = time.monotonic() + reconnect_s
+                    if event.id:
+                        last_event_id = event.id
+                    yield event.event, json.loads(event.data)
+                return
+        except httpx.TransportError:
+            _check_deadline(deadline)
+            if time.monotonic() + RECONNECT_DELAY_S > give_up:
+                raise
+            time.sleep(RECONNECT_DELAY_S)
+
+
+async def afollow(
+    client: httpx.AsyncClient,
+    path: str,
+    *,
+    reconnect_s: float = 60.0,
+    deadline: float | None = None,
+) -> AsyncIterator[Event]:
+    """`follow` for an httpx.AsyncClient."""
+    last_event_id: str | None = None
+    give_up = time.monotonic() + reconnect_s
+    while True:
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        try:
+            async with aconnect_sse(
+                client, "GET", path, headers=headers, timeout=_timeout(deadline)
+            ) as source:
+                response = source.response
+                if response.status_code == 204:
+                    return
+                if not response.is_success:
+                    await response.aread()
+                    raise error_from(response)
+                async for event in source.aiter_sse():
+                    give_up = time.monotonic() + reconnect_s
+                    if event.id:
+                        last_event_id = event.id
+                    yield event.event, json.loads(event.data)
+                return
+        except httpx.TransportError:
+            _check_deadline(deadline)
+            if time.monotonic() + RECONNECT_DELAY_S > give_up:
+                raise
+            await asyncio.sleep(RECONNECT_DELAY_S)

@@ -1,0 +1,97 @@
+"""What the API answers, as typed objects. Unknown fields are kept (extra="allow"), so a
+newer server's additions never break an older client."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from aigc.vocab import FINAL_BATCH_STATUSES, FINAL_JOB_STATUSES
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
+
+
+class JobError(_Model):
+    code: str
+    message: str
+
+
+class JobProgress(_Model):
+    done: int
+    total: int
+
+
+class Artifact(_Model):
+    id: str
+    index: int
+    mime_type: str
+    bytes: int
+    sha256: str
+    url: str
+    expires_at: datetime | None = None
+    # Only in batch results: a text artifact's output, inline.
+    text: str | None = None
+
+
+class Job(_Model):
+    id: str
+    kind: str
+    model: str
+    prompt: str
+    params: dict[str, Any] = {}
+    status: str
+    priority: str
+    error: JobError | None = None
+    progress: JobProgress | None = None
+    attempts: int = 0
+    metadata: dict[str, Any] = {}
+    batch_id: str | None = None
+    custom_id: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    artifacts: list[Artifact] = []
+
+    @property
+    def done(self) -> bool:
+        return self.status in FINAL_JOB_STATUSES
+
+
+class BatchCounts(_Model):
+    total: int
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    canceled: int
+
+
+class Batch(_Model):
+    id: str
+    status: str
+    priority: str
+    counts: BatchCounts
+    metadata: dict[str, Any] = {}
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    cancel_requested_at: datetime | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in FINAL_BATCH_STATUSES
+
+
+class ResultLine(_Model):
+    """One line of a batch's results, in input order."""
+
+    line: int
+    custom_id: str | None = None
+    job_id: str
+    status: str
+    error: JobError | None = None
+    artifacts: list[Artifact] = []
