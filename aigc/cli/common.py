@@ -50,6 +50,3 @@ def api_key(settings: Settings) -> str:
         )
     return key
 
-
-def auth_headers(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
