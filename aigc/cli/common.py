@@ -49,4 +49,3 @@ def api_key(settings: Settings) -> str:
             f"no API key: set AIGC_API_KEY, or run `aigc up` once, which writes one to {path}"
         )
     return key
-
