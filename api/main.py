@@ -32,6 +32,7 @@ from api.routes import (
     models,
     webhooks,
 )
+from api.ui.router import pages, parts, static_files
 from db.session import make_session_factory
 
 
@@ -97,5 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health,
     ):
         app.include_router(module.router)
+    app.include_router(pages)
+    app.include_router(parts)
+    app.mount("/ui/static", static_files, name="ui_static")
     install_docs(app)
     return app
