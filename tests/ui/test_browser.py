@@ -1,0 +1,145 @@
+"""The page at /ui in a real browser: Playwright drives Debian's Chromium against a real
+API, worker and dispatcher. Sign in, follow a batch to its end, open it, search it,
+download its ZIP; phone width throughout, and no request leaves the API's origin."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aigc.cli.stack import spawn, stop_process, wait_for_http
+from aigc.settings import Settings
+from tests.conftest import TeamKey
+from tests.live import isolated_broker, stack_env, started_worker
+
+CHROMIUM = Path("/usr/bin/chromium")
+PHONE = {"width": 375, "height": 812}
+TIMEOUT_MS = 60_000  # a cold worker on a busy 2-core machine
+PROMPTS = {"kite": "a red kite over the sea", "owl": "an owl at dusk", "fox": "a quick fox"}
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian's Chromium (/usr/bin/chromium) is not installed"
+)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
+
+@pytest.fixture
+def api_url(
+    settings: Settings, model_dir: Path, free_port: Callable[[], int], tmp_path: Path
+) -> Iterator[str]:
+    """A real API process, worker and dispatcher on a broker database of their own."""
+    with isolated_broker(settings) as isolated:
+        port = free_port()
+        env = stack_env(isolated, model_dir)
+        api = spawn("api", ["api", "--host", "127.0.0.1", "--port", str(port)], env, tmp_path)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_for_http(f"{url}/healthz", 60, api)
+            with started_worker(isolated, model_dir, kinds="text", log_dir=tmp_path):
+                yield url
+        finally:
+            stop_process(api)
+
+
+@pytest.fixture
+def page(api_url: str) -> Iterator[sync_api.Page]:
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=args
+        )
+        context = browser.new_context(viewport=PHONE, accept_downloads=True)
+        context.set_default_timeout(TIMEOUT_MS)
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+            browser.close()
+
+
+def _fits_the_width(page: sync_api.Page) -> bool:
+    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+
+
+def test_sign_in_follow_a_batch_open_it_and_download_its_zip(
+    page: sync_api.Page, api_url: str, team: TeamKey, tmp_path: Path
+) -> None:
+    expect = sync_api.expect
+    shots = tmp_path / "screenshots"
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+
+    jobs = [
+        {"custom_id": name, "kind": "text", "model": "echo", "prompt": prompt}
+        for name, prompt in PROMPTS.items()
+    ]
+    created = httpx.post(
+        f"{api_url}/v1/batches", json={"jobs": jobs}, headers=team.headers, timeout=30
+    )
+    assert created.status_code == 202, created.text
+    batch_id = created.json()["id"]
+
+    page.goto(f"{api_url}/ui")
+    key = page.get_by_label("API key")
+    expect(key).to_be_visible()
+    page.screenshot(path=shots / "sign-in.png", full_page=True)
+
+    # A wrong key is refused and the form comes back.
+    key.fill("aigc_wrong_key_000000000000")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#notice")).to_contain_text("refused")
+    expect(key).to_be_visible()
+
+    key.fill(team.key)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#team")).to_have_text(team.name)
+    batch = page.locator(f"li.batch:has(a:text('{batch_id}'))")
+    expect(batch).to_have_attribute("data-status", "completed")
+    expect(batch.locator("progress")).to_have_attribute("value", str(len(PROMPTS)))
+    assert page.evaluate("sessionStorage.getItem('aigc-api-key')") == team.key
+    assert page.evaluate("localStorage.length") == 0
+    assert _fits_the_width(page)
+    page.screenshot(path=shots / "batches.png", full_page=True)
+
+    batch.get_by_role("link").click()
+    expect(page).to_have_url(f"{api_url}/ui/batches/{batch_id}")
+    items = page.locator("li.item")
+    expect(items).to_have_count(len(PROMPTS))
+    for name, prompt in PROMPTS.items():
+        expect(items.filter(has_text=name).locator("pre.preview")).to_have_text(prompt)
+    assert _fits_the_width(page)
+    page.screenshot(path=shots / "batch.png", full_page=True)
+
+    page.get_by_label("Search custom_id or prompt").fill("owl")
+    expect(items).to_have_count(1)
+    expect(items.locator("h2")).to_have_text("owl")
+    page.get_by_label("Status").select_option("failed")
+    expect(page.locator("#items")).to_contain_text("No items match")
+    page.get_by_label("Status").select_option("")
+    page.get_by_label("Search custom_id or prompt").fill("")
+    expect(items).to_have_count(len(PROMPTS))
+
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download ZIP").click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.name == f"batch-{batch_id}.zip"
+    with zipfile.ZipFile(saved) as archive:
+        names = archive.namelist()
+    assert "manifest.csv" in names and "results.jsonl" in names
+    assert len([name for name in names if name.endswith(".txt")]) == len(PROMPTS)
+
+    # A reload keeps the session's key and lands on the same batch.
+    page.reload()
+    expect(items).to_have_count(len(PROMPTS))
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_label("API key")).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('aigc-api-key')") is None
+
+    outside = [url for url in requested if not url.startswith((api_url, "blob:", "data:"))]
+    assert outside == []
