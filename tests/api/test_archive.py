@@ -84,3 +84,23 @@ def test_unknown_batch_is_404(stack: tuple[TestClient, Settings]) -> None:
     missing = client.get("/v1/batches/0190f0a1-b2c3-7d4e-8f90-a1b2c3d4e5f6/archive")
     assert missing.status_code == 404
     assert client.get("/v1/batches/not-a-uuid/archive").status_code == 422
+
+
+def test_canceled_batch_lists_its_jobs_without_files(stack: tuple[TestClient, Settings]) -> None:
+    client, _ = stack
+    # No worker: cancelling finishes the batch, every job canceled, no artifact.
+    jobs = [
+        {"custom_id": f"c{n}", "kind": "text", "model": "echo", "prompt": "p"} for n in range(2)
+    ]
+    batch_id = client.post("/v1/batches", json={"jobs": jobs}).json()["id"]
+    assert client.post(f"/v1/batches/{batch_id}/cancel").status_code == 200
+
+    response = client.get(f"/v1/batches/{batch_id}/archive")
+    assert response.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(response.content)) as zipped:
+        assert zipped.namelist() == ["results.jsonl", "manifest.csv"]
+        manifest = list(csv.DictReader(io.StringIO(zipped.read("manifest.csv").decode())))
+    assert [(row["custom_id"], row["status"], row["file"]) for row in manifest] == [
+        ("c0", "canceled", ""),
+        ("c1", "canceled", ""),
+    ]
