@@ -21,6 +21,11 @@ CHROMIUM = Path("/usr/bin/chromium")
 PHONE = {"width": 375, "height": 812}
 TIMEOUT_MS = 60_000  # a cold worker on a busy 2-core machine
 PROMPTS = {"kite": "a red kite over the sea", "owl": "an owl at dusk", "fox": "a quick fox"}
+MEDIA = [
+    {"custom_id": "picture", "kind": "image", "model": "tiny-image", "prompt": "a kite"},
+    {"custom_id": "song", "kind": "audio", "model": "tiny-audio", "prompt": "a kite"},
+]
+ITEMS = len(PROMPTS) + len(MEDIA)
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="Debian's Chromium (/usr/bin/chromium) is not installed"
@@ -30,17 +35,17 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 
 @pytest.fixture
 def api_url(
-    settings: Settings, model_dir: Path, free_port: Callable[[], int], tmp_path: Path
+    settings: Settings, tiny_models: Path, free_port: Callable[[], int], tmp_path: Path
 ) -> Iterator[str]:
     """A real API process, worker and dispatcher on a broker database of their own."""
     with isolated_broker(settings) as isolated:
         port = free_port()
-        env = stack_env(isolated, model_dir)
+        env = stack_env(isolated, tiny_models)
         api = spawn("api", ["api", "--host", "127.0.0.1", "--port", str(port)], env, tmp_path)
         try:
             url = f"http://127.0.0.1:{port}"
             wait_for_http(f"{url}/healthz", 60, api)
-            with started_worker(isolated, model_dir, kinds="text", log_dir=tmp_path):
+            with started_worker(isolated, tiny_models, kinds="text,image,audio", log_dir=tmp_path):
                 yield url
         finally:
             stop_process(api)
@@ -77,7 +82,7 @@ def test_sign_in_follow_a_batch_open_it_and_download_its_zip(
     jobs = [
         {"custom_id": name, "kind": "text", "model": "echo", "prompt": prompt}
         for name, prompt in PROMPTS.items()
-    ]
+    ] + MEDIA
     created = httpx.post(
         f"{api_url}/v1/batches", json={"jobs": jobs}, headers=team.headers, timeout=30
     )
@@ -99,8 +104,9 @@ def test_sign_in_follow_a_batch_open_it_and_download_its_zip(
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#team")).to_have_text(team.name)
     batch = page.locator(f"li.batch:has(a:text('{batch_id}'))")
-    expect(batch).to_have_attribute("data-status", "completed")
-    expect(batch.locator("progress")).to_have_attribute("value", str(len(PROMPTS)))
+    # Polled every 2 s: queued, running, then completed without a reload.
+    expect(batch).to_have_attribute("data-status", "completed", timeout=TIMEOUT_MS)
+    expect(batch.locator("progress")).to_have_attribute("value", str(ITEMS))
     assert page.evaluate("sessionStorage.getItem('aigc-api-key')") == team.key
     assert page.evaluate("localStorage.length") == 0
     assert _fits_the_width(page)
@@ -109,9 +115,19 @@ def test_sign_in_follow_a_batch_open_it_and_download_its_zip(
     batch.get_by_role("link").click()
     expect(page).to_have_url(f"{api_url}/ui/batches/{batch_id}")
     items = page.locator("li.item")
-    expect(items).to_have_count(len(PROMPTS))
+    expect(items).to_have_count(ITEMS)
     for name, prompt in PROMPTS.items():
         expect(items.filter(has_text=name).locator("pre.preview")).to_have_text(prompt)
+    # The image is shown and the audio plays from their signed URLs: no key needed.
+    image = items.filter(has_text="picture").locator("img")
+    expect(image).to_be_visible()
+    assert image.evaluate("img => img.complete && img.naturalWidth > 0")
+    audio = items.filter(has_text="song").locator("audio[controls]")
+    expect(audio).to_be_visible()
+    audio_status = audio.evaluate(
+        "a => fetch(a.src).then(r => r.status + ' ' + r.headers.get('content-type'))"
+    )
+    assert audio_status == "200 audio/wav"
     assert _fits_the_width(page)
     page.screenshot(path=shots / "batch.png", full_page=True)
 
@@ -122,7 +138,7 @@ def test_sign_in_follow_a_batch_open_it_and_download_its_zip(
     expect(page.locator("#items")).to_contain_text("No items match")
     page.get_by_label("Status").select_option("")
     page.get_by_label("Search custom_id or prompt").fill("")
-    expect(items).to_have_count(len(PROMPTS))
+    expect(items).to_have_count(ITEMS)
 
     with page.expect_download() as download:
         page.get_by_role("link", name="Download ZIP").click()
@@ -133,10 +149,11 @@ def test_sign_in_follow_a_batch_open_it_and_download_its_zip(
         names = archive.namelist()
     assert "manifest.csv" in names and "results.jsonl" in names
     assert len([name for name in names if name.endswith(".txt")]) == len(PROMPTS)
+    assert "4-picture-0.png" in names and "5-song-0.wav" in names
 
     # A reload keeps the session's key and lands on the same batch.
     page.reload()
-    expect(items).to_have_count(len(PROMPTS))
+    expect(items).to_have_count(ITEMS)
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_label("API key")).to_be_visible()
     assert page.evaluate("sessionStorage.getItem('aigc-api-key')") is None
