@@ -6,15 +6,17 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from aigc.errors import InvalidRequest, NotFound
-from aigc.vocab import FINAL_BATCH_STATUSES, JobStatus, Kind
+from aigc.tabular import rows_to_jobs
+from aigc.vocab import DEFAULT_BATCH_PRIORITY, FINAL_BATCH_STATUSES, JobStatus, Kind, Priority
 from api.auth import CallerDep, authenticate
 from api.deps import SessionDep, SettingsDep, StoreDep
 from api.downloads import is_expired
@@ -22,6 +24,7 @@ from api.routes.batches import batch_public
 from api.schemas import BatchPublic, JobPublic
 from api.serialize import job_public
 from api.ui.queries import search_batch_jobs
+from api.ui.tables import read_table
 from db import batches as batch_queries
 
 HERE = Path(__file__).parent
@@ -32,6 +35,7 @@ BATCHES_SHOWN = 50  # the newest batches on the list; older ones through the API
 ITEMS_SHOWN = 100  # a batch page's grid; the search and filter narrow a larger batch
 PREVIEW_CHARS = 2000  # of each text artifact, read from the store for its card
 MAX_SEARCH_CHARS = 200
+MAX_FILE_NAME_CHARS = 255
 
 pages = APIRouter(prefix="/ui", include_in_schema=False)
 parts = APIRouter(prefix="/ui/parts", include_in_schema=False, dependencies=[Depends(authenticate)])
@@ -59,13 +63,26 @@ def batch_page(request: Request, batch_id: uuid.UUID) -> HTMLResponse:
 
 @parts.get("/batches")
 def batches_part(request: Request, session: SessionDep, caller: CallerDep) -> HTMLResponse:
+    return _batch_list(request, session, caller, "parts/batches.html")
+
+
+@parts.get("/batches/list")
+def batch_list_part(request: Request, session: SessionDep, caller: CallerDep) -> HTMLResponse:
+    return _batch_list(request, session, caller, "parts/batch_list.html")
+
+
+def _batch_list(
+    request: Request, session: SessionDep, caller: CallerDep, template: str
+) -> HTMLResponse:
     batches = batch_queries.list_batches(session, limit=BATCHES_SHOWN)
     counts = batch_queries.batch_counts(session, batches)
     shown = [batch_public(batch, counts[batch.id]) for batch in batches]
     return templates.TemplateResponse(
         request,
-        "parts/batches.html",
+        template,
         {
+            "priorities": list(Priority),
+            "default_priority": DEFAULT_BATCH_PRIORITY,
             "team": caller.team_name,
             "batches": shown,
             "live": any(batch.status not in FINAL_BATCH_STATUSES for batch in shown),
@@ -151,3 +168,21 @@ def items_part(
         "parts/items.html",
         {"items": items, "shown": ITEMS_SHOWN, "filtered": bool(status or q.strip())},
     )
+
+
+@parts.post("/tables")
+async def table_jobs(
+    request: Request,
+    settings: SettingsDep,
+    name: Annotated[str, Query(min_length=1, max_length=MAX_FILE_NAME_CHARS)],
+) -> dict[str, list[dict[str, Any]]]:
+    """An uploaded CSV or XLSX (the body; at most max_request_bytes) as `{"jobs": [...]}`,
+    the body the page then sends to POST /v1/batches. A bad file or row is a 422 on
+    `file` saying which row and column."""
+    data = await request.body()
+    try:
+        rows = await run_in_threadpool(read_table, name, data, max_rows=settings.max_batch_jobs)
+        jobs = rows_to_jobs(rows)
+    except ValueError as exc:
+        raise InvalidRequest.from_errors([{"field": "file", "message": str(exc)}]) from None
+    return {"jobs": jobs}

@@ -5,6 +5,7 @@ download its ZIP; phone width throughout, and no request leaves the API's origin
 from __future__ import annotations
 
 import os
+import re
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -160,3 +161,57 @@ def test_sign_in_follow_a_batch_open_it_and_download_its_zip(
 
     outside = [url for url in requested if not url.startswith((api_url, "blob:", "data:"))]
     assert outside == []
+
+
+def _sign_in(page: sync_api.Page, api_url: str, team: TeamKey) -> None:
+    page.goto(f"{api_url}/ui")
+    page.get_by_label("API key").fill(team.key)
+    page.get_by_role("button", name="Sign in").click()
+    sync_api.expect(page.locator("#team")).to_have_text(team.name)
+
+
+def _upload(page: sync_api.Page, name: str, body: bytes, mime_type: str) -> None:
+    page.get_by_label("Batch file (CSV, XLSX or JSONL)").set_input_files(
+        {"name": name, "mimeType": mime_type, "buffer": body}
+    )
+    page.get_by_role("button", name="Submit batch").click()
+
+
+def test_submit_batches_from_csv_and_jsonl_files(
+    page: sync_api.Page, api_url: str, team: TeamKey, tmp_path: Path
+) -> None:
+    expect = sync_api.expect
+    _sign_in(page, api_url, team)
+
+    # A bad row: nothing is submitted, the page says which row and column.
+    _upload(page, "bad.csv", b"prompt,colour\nhi,red\n", "text/csv")
+    expect(page.locator("#notice")).to_contain_text("row 1, column 'colour'")
+    expect(page.locator("li.batch")).to_have_count(0)
+    # A row the API refuses (an unknown model): its line and field, nothing stored.
+    _upload(page, "unknown.csv", b"prompt,model\nhi,no-such-model\n", "text/csv")
+    expect(page.locator("#notice")).to_contain_text("model")
+    expect(page.locator("li.batch")).to_have_count(0)
+
+    _upload(
+        page,
+        "jobs.csv",
+        b"prompt,custom_id,model\nfrom a table,t1,echo\nagain,t2,echo\n",
+        "text/csv",
+    )
+    expect(page).to_have_url(re.compile(r"/ui/batches/[0-9a-f-]{36}$"))
+    items = page.locator("li.item")
+    expect(items).to_have_count(2)
+    expect(items.filter(has_text="t1").locator("pre.preview")).to_have_text(
+        "from a table", timeout=TIMEOUT_MS
+    )
+    assert _fits_the_width(page)
+    page.screenshot(path=tmp_path / "screenshots" / "submitted.png", full_page=True)
+
+    page.get_by_role("link", name="All batches").click()
+    jsonl = b'{"custom_id": "j1", "kind": "text", "model": "echo", "prompt": "line one"}\n'
+    _upload(page, "jobs.jsonl", jsonl, "application/x-ndjson")
+    expect(page).to_have_url(re.compile(r"/ui/batches/[0-9a-f-]{36}$"))
+    expect(page.locator("li.item pre.preview")).to_have_text("line one", timeout=TIMEOUT_MS)
+
+    page.get_by_role("link", name="All batches").click()
+    expect(page.locator("li.batch")).to_have_count(2)

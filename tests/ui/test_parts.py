@@ -3,11 +3,13 @@ carries no data; every fragment needs a key and shows only the caller's team."""
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from openpyxl import Workbook
 
 from aigc.settings import Settings
 from api.main import create_app
@@ -99,3 +101,67 @@ def test_bad_filters_are_422_naming_the_field(
     )
     assert response.status_code == 422
     assert field in {error["field"] for error in response.json()["error"]["errors"]}
+
+
+def _xlsx(rows: list[list[object]]) -> bytes:
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    for row in rows:
+        sheet.append(row)
+    out = io.BytesIO()
+    workbook.save(out)
+    return out.getvalue()
+
+
+def test_tables_become_jobs_with_the_sdks_column_rules(client: TestClient, team: TeamKey) -> None:
+    csv_body = b"\xef\xbb\xbfprompt,custom_id,kind,params.max_new_tokens\nhello,a,text,4\nbye,b,,\n"
+    response = client.post(
+        "/ui/parts/tables", params={"name": "Jobs.CSV"}, content=csv_body, headers=team.headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "jobs": [
+            {"kind": "text", "prompt": "hello", "custom_id": "a", "params": {"max_new_tokens": 4}},
+            {"kind": "text", "prompt": "bye", "custom_id": "b"},
+        ]
+    }
+    workbook = _xlsx([["prompt", "custom_id", "params.steps"], ["a kite", "k", 2], [None, None]])
+    response = client.post(
+        "/ui/parts/tables", params={"name": "jobs.xlsx"}, content=workbook, headers=team.headers
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "jobs": [{"kind": "text", "prompt": "a kite", "custom_id": "k", "params": {"steps": 2}}]
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "says"),
+    [
+        ("jobs.csv", b"prompt,colour\nhi,red\n", "row 1, column 'colour'"),
+        ("jobs.csv", b"custom_id\na\n", "row 1, column 'prompt'"),
+        ("jobs.csv", b"prompt\n", "no rows"),
+        ("jobs.csv", b"\xff\xfe", "utf-8"),
+        ("jobs.xlsx", b"not a zip", "not a readable XLSX"),
+        ("jobs.txt", b"prompt\nhi\n", "must be a .csv or .xlsx"),
+    ],
+)
+def test_bad_tables_are_422_on_the_file_field(
+    client: TestClient, team: TeamKey, name: str, body: bytes, says: str
+) -> None:
+    response = client.post(
+        "/ui/parts/tables", params={"name": name}, content=body, headers=team.headers
+    )
+    assert response.status_code == 422
+    [error] = response.json()["error"]["errors"]
+    assert error["field"] == "file" and says in error["message"]
+
+
+def test_tables_need_a_key_and_a_bounded_name(client: TestClient, team: TeamKey) -> None:
+    tables = "/ui/parts/tables"
+    assert client.post(tables, params={"name": "a.csv"}, content=b"prompt\nhi\n").status_code == 401
+    missing = client.post(tables, content=b"prompt\nhi\n", headers=team.headers)
+    assert missing.status_code == 422
+    long_name = {"name": "a" * 300 + ".csv"}
+    assert client.post(tables, params=long_name, headers=team.headers).status_code == 422

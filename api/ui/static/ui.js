@@ -29,13 +29,91 @@
     htmx.ajax("GET", document.body.dataset.start, { target: "#main" });
   }
 
+  var ERRORS_SHOWN = 5;
+
+  // The API's error envelope in words: its message, then the first few bad fields.
   function explain(status, body) {
+    var error;
     try {
-      return "Error " + status + ": " + JSON.parse(body).error.message;
+      error = JSON.parse(body).error;
     } catch (e) {
       return "Error " + status;
     }
+    var lines = ["Error " + status + ": " + error.message];
+    (error.errors || []).slice(0, ERRORS_SHOWN).forEach(function (item) {
+      var where = item.line ? "line " + item.line + ", " : "";
+      lines.push(where + (item.field || "") + ": " + item.message);
+    });
+    return lines.join("\n");
   }
+
+  function post(url, body, contentType) {
+    return fetch(url, {
+      method: "POST",
+      body: body,
+      headers: { Authorization: authorization(), "Content-Type": contentType },
+    }).then(function (response) {
+      return response.text().then(function (text) {
+        if (response.status === 401) {
+          showSignIn("That key was refused: sign in again.");
+          throw new Error("refused");
+        }
+        if (!response.ok) {
+          notice.textContent = explain(response.status, text);
+          throw new Error("failed");
+        }
+        return JSON.parse(text);
+      });
+    });
+  }
+
+  function openBatch(id) {
+    var path = "/ui/batches/" + id;
+    history.pushState({}, "", path);
+    htmx.ajax("GET", "/ui/parts/batches/" + id, { target: "#main" });
+  }
+
+  // A JSONL file goes to the API as it is; a CSV or XLSX is first turned into jobs by
+  // the server (aigc.tabular's rules), then submitted the same way.
+  function submitBatch(form) {
+    var file = form.elements.file.files[0];
+    var priority = form.elements.priority.value;
+    var button = form.querySelector("button[type=submit]");
+    if (!file) {
+      return;
+    }
+    button.disabled = true;
+    notice.textContent = "Submitting " + file.name + "…";
+    var created;
+    if (/\.jsonl$/i.test(file.name)) {
+      created = post(
+        "/v1/batches?priority=" + encodeURIComponent(priority), file, "application/x-ndjson"
+      );
+    } else {
+      created = post(
+        "/ui/parts/tables?name=" + encodeURIComponent(file.name), file, "application/octet-stream"
+      ).then(function (table) {
+        return post(
+          "/v1/batches", JSON.stringify({ jobs: table.jobs, priority: priority }),
+          "application/json"
+        );
+      });
+    }
+    created
+      .then(function (batch) {
+        notice.textContent = "";
+        openBatch(batch.id);
+      })
+      .catch(function () { /* the notice already says why */ })
+      .finally(function () { button.disabled = false; });
+  }
+
+  document.addEventListener("submit", function (event) {
+    if (event.target.id === "upload") {
+      event.preventDefault();
+      submitBatch(event.target);
+    }
+  });
 
   document.body.addEventListener("htmx:configRequest", function (event) {
     if (sessionStorage.getItem(KEY)) {
