@@ -35,10 +35,10 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 
 
 @pytest.fixture
-def api_url(
+def api_alone(
     settings: Settings, tiny_models: Path, free_port: Callable[[], int], tmp_path: Path
-) -> Iterator[str]:
-    """A real API process, worker and dispatcher on a broker database of their own."""
+) -> Iterator[tuple[str, Settings]]:
+    """A real API process on a broker database of its own; no worker: jobs stay queued."""
     with isolated_broker(settings) as isolated:
         port = free_port()
         env = stack_env(isolated, tiny_models)
@@ -46,14 +46,21 @@ def api_url(
         try:
             url = f"http://127.0.0.1:{port}"
             wait_for_http(f"{url}/healthz", 60, api)
-            with started_worker(isolated, tiny_models, kinds="text,image,audio", log_dir=tmp_path):
-                yield url
+            yield url, isolated
         finally:
             stop_process(api)
 
 
 @pytest.fixture
-def page(api_url: str) -> Iterator[sync_api.Page]:
+def api_url(api_alone: tuple[str, Settings], tiny_models: Path, tmp_path: Path) -> Iterator[str]:
+    """The API with a worker and dispatcher for every kind."""
+    url, isolated = api_alone
+    with started_worker(isolated, tiny_models, kinds="text,image,audio", log_dir=tmp_path):
+        yield url
+
+
+@pytest.fixture
+def page() -> Iterator[sync_api.Page]:
     args = ["--no-sandbox"] if os.geteuid() == 0 else []
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -215,3 +222,33 @@ def test_submit_batches_from_csv_and_jsonl_files(
 
     page.get_by_role("link", name="All batches").click()
     expect(page.locator("li.batch")).to_have_count(2)
+
+
+def test_cancel_a_queued_batch_then_retry_it(
+    page: sync_api.Page, api_alone: tuple[str, Settings], team: TeamKey
+) -> None:
+    expect = sync_api.expect
+    api_url, _ = api_alone
+    jobs = [
+        {"custom_id": f"q{n}", "kind": "text", "model": "echo", "prompt": "p"} for n in range(3)
+    ]
+    created = httpx.post(
+        f"{api_url}/v1/batches", json={"jobs": jobs}, headers=team.headers, timeout=30
+    )
+    assert created.status_code == 202, created.text
+    batch_id = created.json()["id"]
+    _sign_in(page, api_url, team)
+    page.locator(f"li.batch a:text('{batch_id}')").click()
+    status = page.locator("#summary .badge")
+    expect(status).to_have_text("queued")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Cancel batch").click()
+    expect(status).to_have_text("canceled")
+    expect(page.locator("li.item[data-status=canceled]")).to_have_count(len(jobs))
+
+    page.get_by_role("button", name="Retry failed and canceled jobs").click()
+    expect(page.locator("#notice")).to_be_empty()
+    expect(status).to_have_text("queued")
+    expect(page.locator("li.item[data-status=queued]")).to_have_count(len(jobs))
+    expect(page.get_by_role("button", name="Cancel batch")).to_be_visible()

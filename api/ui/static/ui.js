@@ -108,6 +108,20 @@
       .finally(function () { button.disabled = false; });
   }
 
+  // Cancel and retry: the /v1 routes, then the batch page again as it now stands.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button[data-action]");
+    if (!button || (button.dataset.confirm && !window.confirm(button.dataset.confirm))) {
+      return;
+    }
+    button.disabled = true;
+    post(button.dataset.action, null, "application/json")
+      .then(function () {
+        htmx.ajax("GET", "/ui/parts/batches/" + button.dataset.batch, { target: "#main" });
+      })
+      .catch(function () { button.disabled = false; });
+  });
+
   document.addEventListener("submit", function (event) {
     if (event.target.id === "upload") {
       event.preventDefault();
