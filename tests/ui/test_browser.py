@@ -130,6 +130,13 @@ def test_sign_in_follow_a_batch_open_it_and_download_its_zip(
     image = items.filter(has_text="picture").locator("img")
     expect(image).to_be_visible()
     assert image.evaluate("img => img.complete && img.naturalWidth > 0")
+    page.get_by_role("button", name="Enlarge image 0 for picture").click()
+    lightbox = page.locator("#lightbox")
+    expect(lightbox).to_be_visible()
+    expect(lightbox.locator("img")).to_have_attribute("alt", "Image 0 for picture")
+    page.screenshot(path=shots / "lightbox.png")
+    page.keyboard.press("Escape")
+    expect(lightbox).to_be_hidden()
     audio = items.filter(has_text="song").locator("audio[controls]")
     expect(audio).to_be_visible()
     audio_status = audio.evaluate(

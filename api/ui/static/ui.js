@@ -122,6 +122,22 @@
       .catch(function () { button.disabled = false; });
   });
 
+  // A thumbnail opens its image full size; Escape or Close shuts it.
+  var lightbox = document.getElementById("lightbox");
+  document.addEventListener("click", function (event) {
+    var thumb = event.target.closest("button[data-lightbox]");
+    if (!thumb) {
+      return;
+    }
+    var image = lightbox.querySelector("img");
+    image.src = thumb.dataset.lightbox;
+    image.alt = thumb.querySelector("img").alt;
+    lightbox.showModal();
+  });
+  document.getElementById("lightbox-close").addEventListener("click", function () {
+    lightbox.close();
+  });
+
   document.addEventListener("submit", function (event) {
     if (event.target.id === "upload") {
       event.preventDefault();
