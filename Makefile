@@ -23,8 +23,9 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)  ## virtualenv with every dependency
 
 # Servers the tests run that PyPI lacks, from Debian where missing (as root): Prometheus
-# scrapes the running stack in tests/deploy/test_prometheus.py.
-DEBIAN_TEST_PACKAGES := prometheus
+# scrapes the running stack in tests/deploy/test_prometheus.py; Chromium runs the page at /ui
+# in tests/ui (Playwright drives it, no browser download).
+DEBIAN_TEST_PACKAGES := prometheus chromium
 test-servers:
 	@missing=""; for pkg in $(DEBIAN_TEST_PACKAGES); do \
 		command -v $$pkg >/dev/null || missing="$$missing $$pkg"; done; \

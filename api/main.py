@@ -20,7 +20,19 @@ from api.event_hub import EventHub
 from api.limits import BodySizeLimit
 from api.metrics import install_metrics
 from api.openapi import install_docs, operation_id
-from api.routes import admin, artifacts, batches, events, files, health, jobs, models, webhooks
+from api.routes import (
+    admin,
+    archive,
+    artifacts,
+    batches,
+    events,
+    files,
+    health,
+    jobs,
+    models,
+    webhooks,
+)
+from api.ui.router import pages, parts, static_files
 from db.session import make_session_factory
 
 
@@ -73,7 +85,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upload_bytes=settings.max_batch_bytes,
     )
     install_metrics(app)
-    for module in (jobs, batches, events, files, artifacts, models, webhooks, admin, health):
+    for module in (
+        jobs,
+        batches,
+        archive,
+        events,
+        files,
+        artifacts,
+        models,
+        webhooks,
+        admin,
+        health,
+    ):
         app.include_router(module.router)
+    app.include_router(pages)
+    app.include_router(parts)
+    app.mount("/ui/static", static_files, name="ui_static")
     install_docs(app)
     return app

@@ -527,7 +527,7 @@ def batch_results(
     check_not_expired("the results of batch", batch_id, batch.expires_at)
     filename = f"batch-{batch_id}-results.jsonl"
     if not (batch.results_sha256 and batch.results_key and store.exists(batch.results_key)):
-        stored = _finished(session, batch) and _store_results(
+        stored = batch_finished(session, batch) and _store_results(
             session, request, settings, store, batch
         )
         if not stored:
@@ -553,7 +553,7 @@ def batch_results(
     )
 
 
-def _finished(session: Session, batch: Batch) -> bool:
+def batch_finished(session: Session, batch: Batch) -> bool:
     counts = batch_queries.batch_counts(session, [batch])[batch.id]
     return batch_queries.batch_status(batch, counts) in FINAL_BATCH_STATUSES
 
@@ -573,7 +573,7 @@ def _store_results(
     )
     # Checked again under the lock: a retry that committed since is seen now, and one that
     # has not yet cleared the results waits for this transaction and then clears them.
-    if claimed and not _finished(session, batch):
+    if claimed and not batch_finished(session, batch):
         session.rollback()
         return False
     if claimed:
@@ -618,7 +618,7 @@ def result_chunks(
             jobs = batch_queries.batch_jobs(
                 session, batch_id, limit=RESULTS_PAGE, after_line=after_line, with_artifacts=True
             )
-            lines = [_result_line(request, settings, store, job) for job in jobs]
+            lines = [result_line(request, settings, store, job) for job in jobs]
             for job in jobs:
                 # A session shared across pages must not keep 50,000 jobs in memory.
                 session.expunge(job)
@@ -628,7 +628,7 @@ def result_chunks(
         after_line = jobs[-1].line or 0
 
 
-def _result_line(
+def result_line(
     request: Request, settings: Settings, store: ArtifactStore, job: Job
 ) -> dict[str, Any]:
     """One ResultLine (api.schemas), as a dict: 50,000 of them are built per download.

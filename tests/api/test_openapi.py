@@ -48,6 +48,7 @@ OPERATIONS = {
     ("post", "/v1/batches/{batch_id}/retry"): "retry_batch",
     ("get", "/v1/batches/{batch_id}/jobs"): "list_batch_jobs",
     ("get", "/v1/batches/{batch_id}/results"): "get_batch_results",
+    ("get", "/v1/batches/{batch_id}/archive"): "get_batch_archive",
     ("get", "/v1/batches/{batch_id}/events"): "batch_events",
     ("post", "/v1/files"): "upload_file",
     ("get", "/v1/files/{file_id}"): "get_file",

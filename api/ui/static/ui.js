@@ -1,0 +1,224 @@
+// Keeps the API key in this tab's sessionStorage and sends it with every htmx request;
+// a 401 from any fragment brings back the sign-in form.
+(function () {
+  "use strict";
+  var KEY = "aigc-api-key";
+  var main = document.getElementById("main");
+  var signin = document.getElementById("signin");
+  var signout = document.getElementById("signout");
+  var notice = document.getElementById("notice");
+
+  function authorization() {
+    return "Bearer " + sessionStorage.getItem(KEY);
+  }
+
+  function showSignIn(message) {
+    sessionStorage.removeItem(KEY);
+    main.hidden = true;
+    main.innerHTML = "";
+    signout.hidden = true;
+    signin.hidden = false;
+    notice.textContent = message;
+    document.getElementById("key").focus();
+  }
+
+  function start() {
+    signin.hidden = true;
+    signout.hidden = false;
+    main.hidden = false;
+    htmx.ajax("GET", document.body.dataset.start, { target: "#main" });
+  }
+
+  var ERRORS_SHOWN = 5;
+
+  // The API's error envelope in words: its message, then the first few bad fields.
+  function explain(status, body) {
+    var error;
+    try {
+      error = JSON.parse(body).error;
+    } catch (e) {
+      return "Error " + status;
+    }
+    var lines = ["Error " + status + ": " + error.message];
+    (error.errors || []).slice(0, ERRORS_SHOWN).forEach(function (item) {
+      var where = item.line ? "line " + item.line + ", " : "";
+      lines.push(where + (item.field || "") + ": " + item.message);
+    });
+    return lines.join("\n");
+  }
+
+  function post(url, body, contentType) {
+    return fetch(url, {
+      method: "POST",
+      body: body,
+      headers: { Authorization: authorization(), "Content-Type": contentType },
+    }).then(function (response) {
+      return response.text().then(function (text) {
+        if (response.status === 401) {
+          showSignIn("That key was refused: sign in again.");
+          throw new Error("refused");
+        }
+        if (!response.ok) {
+          notice.textContent = explain(response.status, text);
+          throw new Error("failed");
+        }
+        return JSON.parse(text);
+      });
+    });
+  }
+
+  function openBatch(id) {
+    var path = "/ui/batches/" + id;
+    history.pushState({}, "", path);
+    htmx.ajax("GET", "/ui/parts/batches/" + id, { target: "#main" });
+  }
+
+  // A JSONL file goes to the API as it is; a CSV or XLSX is first turned into jobs by
+  // the server (aigc.tabular's rules), then submitted the same way.
+  function submitBatch(form) {
+    var file = form.elements.file.files[0];
+    var priority = form.elements.priority.value;
+    var button = form.querySelector("button[type=submit]");
+    if (!file) {
+      return;
+    }
+    button.disabled = true;
+    notice.textContent = "Submitting " + file.name + "…";
+    var created;
+    if (/\.jsonl$/i.test(file.name)) {
+      created = post(
+        "/v1/batches?priority=" + encodeURIComponent(priority), file, "application/x-ndjson"
+      );
+    } else {
+      created = post(
+        "/ui/parts/tables?name=" + encodeURIComponent(file.name), file, "application/octet-stream"
+      ).then(function (table) {
+        return post(
+          "/v1/batches", JSON.stringify({ jobs: table.jobs, priority: priority }),
+          "application/json"
+        );
+      });
+    }
+    created
+      .then(function (batch) {
+        notice.textContent = "";
+        openBatch(batch.id);
+      })
+      .catch(function () { /* the notice already says why */ })
+      .finally(function () { button.disabled = false; });
+  }
+
+  // Cancel and retry: the /v1 routes, then the batch page again as it now stands.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button[data-action]");
+    if (!button || (button.dataset.confirm && !window.confirm(button.dataset.confirm))) {
+      return;
+    }
+    button.disabled = true;
+    post(button.dataset.action, null, "application/json")
+      .then(function () {
+        htmx.ajax("GET", "/ui/parts/batches/" + button.dataset.batch, { target: "#main" });
+      })
+      .catch(function () { button.disabled = false; });
+  });
+
+  // A thumbnail opens its image full size; Escape or Close shuts it.
+  var lightbox = document.getElementById("lightbox");
+  document.addEventListener("click", function (event) {
+    var thumb = event.target.closest("button[data-lightbox]");
+    if (!thumb) {
+      return;
+    }
+    var image = lightbox.querySelector("img");
+    image.src = thumb.dataset.lightbox;
+    image.alt = thumb.querySelector("img").alt;
+    lightbox.showModal();
+  });
+  document.getElementById("lightbox-close").addEventListener("click", function () {
+    lightbox.close();
+  });
+
+  document.addEventListener("submit", function (event) {
+    if (event.target.id === "upload") {
+      event.preventDefault();
+      submitBatch(event.target);
+    }
+  });
+
+  document.body.addEventListener("htmx:configRequest", function (event) {
+    if (sessionStorage.getItem(KEY)) {
+      event.detail.headers["Authorization"] = authorization();
+    }
+  });
+
+  document.body.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail.xhr;
+    if (xhr.status === 401) {
+      showSignIn("That key was refused: sign in again.");
+    } else {
+      notice.textContent = explain(xhr.status, xhr.responseText);
+    }
+  });
+
+  document.body.addEventListener("htmx:afterSwap", function () {
+    notice.textContent = "";
+  });
+
+  signin.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var field = document.getElementById("key");
+    sessionStorage.setItem(KEY, field.value.trim());
+    field.value = "";
+    notice.textContent = "";
+    start();
+  });
+
+  signout.addEventListener("click", function () {
+    showSignIn("Signed out.");
+  });
+
+  // Links to key-authenticated downloads (the ZIP, the results) are fetched with the key
+  // and handed to the browser as a file.
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest("a[data-authorized]");
+    if (!link) {
+      return;
+    }
+    event.preventDefault();
+    notice.textContent = "Downloading " + link.dataset.filename + "…";
+    fetch(link.href, { headers: { Authorization: authorization() } })
+      .then(function (response) {
+        if (response.status === 401) {
+          showSignIn("That key was refused: sign in again.");
+          return null;
+        }
+        if (!response.ok) {
+          return response.text().then(function (body) {
+            notice.textContent = explain(response.status, body);
+            return null;
+          });
+        }
+        return response.blob();
+      })
+      .then(function (blob) {
+        if (!blob) {
+          return;
+        }
+        var url = URL.createObjectURL(blob);
+        var save = document.createElement("a");
+        save.href = url;
+        save.download = link.dataset.filename;
+        document.body.appendChild(save);
+        save.click();
+        save.remove();
+        setTimeout(function () { URL.revokeObjectURL(url); }, 60000);
+        notice.textContent = "";
+      });
+  });
+
+  if (sessionStorage.getItem(KEY)) {
+    start();
+  } else {
+    showSignIn("");
+  }
+})();

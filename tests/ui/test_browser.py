@@ -1,0 +1,261 @@
+"""The page at /ui in a real browser: Playwright drives Debian's Chromium against a real
+API, worker and dispatcher. Sign in, follow a batch to its end, open it, search it,
+download its ZIP; phone width throughout, and no request leaves the API's origin."""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aigc.cli.stack import spawn, stop_process, wait_for_http
+from aigc.settings import Settings
+from tests.conftest import TeamKey
+from tests.live import isolated_broker, stack_env, started_worker
+
+CHROMIUM = Path("/usr/bin/chromium")
+PHONE = {"width": 375, "height": 812}
+TIMEOUT_MS = 60_000  # a cold worker on a busy 2-core machine
+PROMPTS = {"kite": "a red kite over the sea", "owl": "an owl at dusk", "fox": "a quick fox"}
+MEDIA = [
+    {"custom_id": "picture", "kind": "image", "model": "tiny-image", "prompt": "a kite"},
+    {"custom_id": "song", "kind": "audio", "model": "tiny-audio", "prompt": "a kite"},
+]
+ITEMS = len(PROMPTS) + len(MEDIA)
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian's Chromium (/usr/bin/chromium) is not installed"
+)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
+
+@pytest.fixture
+def api_alone(
+    settings: Settings, tiny_models: Path, free_port: Callable[[], int], tmp_path: Path
+) -> Iterator[tuple[str, Settings]]:
+    """A real API process on a broker database of its own; no worker: jobs stay queued."""
+    with isolated_broker(settings) as isolated:
+        port = free_port()
+        env = stack_env(isolated, tiny_models)
+        api = spawn("api", ["api", "--host", "127.0.0.1", "--port", str(port)], env, tmp_path)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_for_http(f"{url}/healthz", 60, api)
+            yield url, isolated
+        finally:
+            stop_process(api)
+
+
+@pytest.fixture
+def api_url(api_alone: tuple[str, Settings], tiny_models: Path, tmp_path: Path) -> Iterator[str]:
+    """The API with a worker and dispatcher for every kind."""
+    url, isolated = api_alone
+    with started_worker(isolated, tiny_models, kinds="text,image,audio", log_dir=tmp_path):
+        yield url
+
+
+@pytest.fixture
+def page() -> Iterator[sync_api.Page]:
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=args
+        )
+        context = browser.new_context(viewport=PHONE, accept_downloads=True)
+        context.set_default_timeout(TIMEOUT_MS)
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+            browser.close()
+
+
+def _fits_the_width(page: sync_api.Page) -> bool:
+    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
+
+
+def test_sign_in_follow_a_batch_open_it_and_download_its_zip(
+    page: sync_api.Page, api_url: str, team: TeamKey, tmp_path: Path
+) -> None:
+    expect = sync_api.expect
+    shots = tmp_path / "screenshots"
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+
+    jobs = [
+        {"custom_id": name, "kind": "text", "model": "echo", "prompt": prompt}
+        for name, prompt in PROMPTS.items()
+    ] + MEDIA
+    created = httpx.post(
+        f"{api_url}/v1/batches", json={"jobs": jobs}, headers=team.headers, timeout=30
+    )
+    assert created.status_code == 202, created.text
+    batch_id = created.json()["id"]
+
+    page.goto(f"{api_url}/ui")
+    key = page.get_by_label("API key")
+    expect(key).to_be_visible()
+    page.screenshot(path=shots / "sign-in.png", full_page=True)
+
+    # A wrong key is refused and the form comes back.
+    key.fill("aigc_wrong_key_000000000000")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#notice")).to_contain_text("refused")
+    expect(key).to_be_visible()
+
+    key.fill(team.key)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#team")).to_have_text(team.name)
+    batch = page.locator(f"li.batch:has(a:text('{batch_id}'))")
+    # Polled every 2 s: queued, running, then completed without a reload.
+    expect(batch).to_have_attribute("data-status", "completed", timeout=TIMEOUT_MS)
+    expect(batch.locator("progress")).to_have_attribute("value", str(ITEMS))
+    assert page.evaluate("sessionStorage.getItem('aigc-api-key')") == team.key
+    assert page.evaluate("localStorage.length") == 0
+    assert _fits_the_width(page)
+    page.screenshot(path=shots / "batches.png", full_page=True)
+
+    batch.get_by_role("link").click()
+    expect(page).to_have_url(f"{api_url}/ui/batches/{batch_id}")
+    items = page.locator("li.item")
+    expect(items).to_have_count(ITEMS)
+    for name, prompt in PROMPTS.items():
+        expect(items.filter(has_text=name).locator("pre.preview")).to_have_text(prompt)
+    # The image is shown and the audio plays from their signed URLs: no key needed.
+    image = items.filter(has_text="picture").locator("img")
+    expect(image).to_be_visible()
+    assert image.evaluate("img => img.complete && img.naturalWidth > 0")
+    page.get_by_role("button", name="Enlarge image 0 for picture").click()
+    lightbox = page.locator("#lightbox")
+    expect(lightbox).to_be_visible()
+    expect(lightbox.locator("img")).to_have_attribute("alt", "Image 0 for picture")
+    page.screenshot(path=shots / "lightbox.png")
+    page.keyboard.press("Escape")
+    expect(lightbox).to_be_hidden()
+    audio = items.filter(has_text="song").locator("audio[controls]")
+    expect(audio).to_be_visible()
+    audio_status = audio.evaluate(
+        "a => fetch(a.src).then(r => r.status + ' ' + r.headers.get('content-type'))"
+    )
+    assert audio_status == "200 audio/wav"
+    assert _fits_the_width(page)
+    page.screenshot(path=shots / "batch.png", full_page=True)
+
+    page.get_by_label("Search custom_id or prompt").fill("owl")
+    expect(items).to_have_count(1)
+    expect(items.locator("h2")).to_have_text("owl")
+    page.get_by_label("Status").select_option("failed")
+    expect(page.locator("#items")).to_contain_text("No items match")
+    page.get_by_label("Status").select_option("")
+    page.get_by_label("Search custom_id or prompt").fill("")
+    expect(items).to_have_count(ITEMS)
+
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download ZIP").click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.name == f"batch-{batch_id}.zip"
+    with zipfile.ZipFile(saved) as archive:
+        names = archive.namelist()
+    assert "manifest.csv" in names and "results.jsonl" in names
+    assert len([name for name in names if name.endswith(".txt")]) == len(PROMPTS)
+    assert "4-picture-0.png" in names and "5-song-0.wav" in names
+
+    # A reload keeps the session's key and lands on the same batch.
+    page.reload()
+    expect(items).to_have_count(ITEMS)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_label("API key")).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('aigc-api-key')") is None
+
+    outside = [url for url in requested if not url.startswith((api_url, "blob:", "data:"))]
+    assert outside == []
+
+
+def _sign_in(page: sync_api.Page, api_url: str, team: TeamKey) -> None:
+    page.goto(f"{api_url}/ui")
+    page.get_by_label("API key").fill(team.key)
+    page.get_by_role("button", name="Sign in").click()
+    sync_api.expect(page.locator("#team")).to_have_text(team.name)
+
+
+def _upload(page: sync_api.Page, name: str, body: bytes, mime_type: str) -> None:
+    page.get_by_label("Batch file (CSV, XLSX or JSONL)").set_input_files(
+        {"name": name, "mimeType": mime_type, "buffer": body}
+    )
+    page.get_by_role("button", name="Submit batch").click()
+
+
+def test_submit_batches_from_csv_and_jsonl_files(
+    page: sync_api.Page, api_url: str, team: TeamKey, tmp_path: Path
+) -> None:
+    expect = sync_api.expect
+    _sign_in(page, api_url, team)
+
+    # A bad row: nothing is submitted, the page says which row and column.
+    _upload(page, "bad.csv", b"prompt,colour\nhi,red\n", "text/csv")
+    expect(page.locator("#notice")).to_contain_text("row 1, column 'colour'")
+    expect(page.locator("li.batch")).to_have_count(0)
+    # A row the API refuses (an unknown model): its line and field, nothing stored.
+    _upload(page, "unknown.csv", b"prompt,model\nhi,no-such-model\n", "text/csv")
+    expect(page.locator("#notice")).to_contain_text("model")
+    expect(page.locator("li.batch")).to_have_count(0)
+
+    _upload(
+        page,
+        "jobs.csv",
+        b"prompt,custom_id,model\nfrom a table,t1,echo\nagain,t2,echo\n",
+        "text/csv",
+    )
+    expect(page).to_have_url(re.compile(r"/ui/batches/[0-9a-f-]{36}$"))
+    items = page.locator("li.item")
+    expect(items).to_have_count(2)
+    expect(items.filter(has_text="t1").locator("pre.preview")).to_have_text(
+        "from a table", timeout=TIMEOUT_MS
+    )
+    assert _fits_the_width(page)
+    page.screenshot(path=tmp_path / "screenshots" / "submitted.png", full_page=True)
+
+    page.get_by_role("link", name="All batches").click()
+    jsonl = b'{"custom_id": "j1", "kind": "text", "model": "echo", "prompt": "line one"}\n'
+    _upload(page, "jobs.jsonl", jsonl, "application/x-ndjson")
+    expect(page).to_have_url(re.compile(r"/ui/batches/[0-9a-f-]{36}$"))
+    expect(page.locator("li.item pre.preview")).to_have_text("line one", timeout=TIMEOUT_MS)
+
+    page.get_by_role("link", name="All batches").click()
+    expect(page.locator("li.batch")).to_have_count(2)
+
+
+def test_cancel_a_queued_batch_then_retry_it(
+    page: sync_api.Page, api_alone: tuple[str, Settings], team: TeamKey
+) -> None:
+    expect = sync_api.expect
+    api_url, _ = api_alone
+    jobs = [
+        {"custom_id": f"q{n}", "kind": "text", "model": "echo", "prompt": "p"} for n in range(3)
+    ]
+    created = httpx.post(
+        f"{api_url}/v1/batches", json={"jobs": jobs}, headers=team.headers, timeout=30
+    )
+    assert created.status_code == 202, created.text
+    batch_id = created.json()["id"]
+    _sign_in(page, api_url, team)
+    page.locator(f"li.batch a:text('{batch_id}')").click()
+    status = page.locator("#summary .badge")
+    expect(status).to_have_text("queued")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Cancel batch").click()
+    expect(status).to_have_text("canceled")
+    expect(page.locator("li.item[data-status=canceled]")).to_have_count(len(jobs))
+
+    page.get_by_role("button", name="Retry failed and canceled jobs").click()
+    expect(page.locator("#notice")).to_be_empty()
+    expect(status).to_have_text("queued")
+    expect(page.locator("li.item[data-status=queued]")).to_have_count(len(jobs))
+    expect(page.get_by_role("button", name="Cancel batch")).to_be_visible()
