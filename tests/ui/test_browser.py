@@ -28,9 +28,13 @@ MEDIA = [
 ]
 ITEMS = len(PROMPTS) + len(MEDIA)
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason="Debian's Chromium (/usr/bin/chromium) is not installed"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="Debian's Chromium (/usr/bin/chromium) is not installed"
+    ),
+    # `make test-slow` until an intermittent failure (once in about a dozen runs) is found.
+    pytest.mark.slow,
+]
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
 
