@@ -19,13 +19,19 @@ from sqlalchemy.orm import Session
 
 from aigc.cli.batch import artifact_filename
 from aigc.client.models import Artifact, ResultLine
-from aigc.errors import Conflict, NotFound
+from aigc.errors import Conflict
 from aigc.settings import Settings
 from aigc.storage import ArtifactStore
 from api.auth import authenticate
 from api.deps import SessionDep, SettingsDep, StoreDep
-from api.downloads import NOSNIFF, check_not_expired, is_expired
-from api.routes.batches import RESULTS_PAGE, batch_finished, result_chunks, result_line
+from api.downloads import NOSNIFF, is_expired
+from api.routes.batches import (
+    RESULTS_PAGE,
+    batch_finished,
+    batch_with_results,
+    result_chunks,
+    result_line,
+)
 from db import batches as batch_queries
 from db.scope import scoped_like
 
@@ -169,10 +175,7 @@ def batch_archive(
     store: StoreDep,
 ) -> StreamingResponse:
     """Download a finished batch as one ZIP, streamed."""
-    batch = batch_queries.get_batch(session, batch_id)
-    if batch is None:
-        raise NotFound("batch", batch_id)
-    check_not_expired("the results of batch", batch_id, batch.expires_at)
+    batch = batch_with_results(session, batch_id)
     if not batch_finished(session, batch):
         raise Conflict(f"batch {batch_id} is still running: its archive is ready when it ends")
     factory = request.app.state.session_factory

@@ -487,6 +487,16 @@ def list_batch_jobs(
     )
 
 
+def batch_with_results(session: Session, batch_id: uuid.UUID) -> Batch:
+    """The batch whose results are asked for: 404 when it is not the caller's, 410 once
+    its results expired under the team's retention."""
+    batch = batch_queries.get_batch(session, batch_id)
+    if batch is None:
+        raise NotFound("batch", batch_id)
+    check_not_expired("the results of batch", batch_id, batch.expires_at)
+    return batch
+
+
 @router.get(
     "/{batch_id}/results",
     name="get_batch_results",
@@ -521,10 +531,7 @@ def batch_results(
 ) -> Response:
     """JSONL, one line per job in input order: custom_id, job id, status, error, and each
     artifact's url, mime type, sha256 and facts (text output inline)."""
-    batch = batch_queries.get_batch(session, batch_id)
-    if batch is None:
-        raise NotFound("batch", batch_id)
-    check_not_expired("the results of batch", batch_id, batch.expires_at)
+    batch = batch_with_results(session, batch_id)
     filename = f"batch-{batch_id}-results.jsonl"
     if not (batch.results_sha256 and batch.results_key and store.exists(batch.results_key)):
         stored = batch_finished(session, batch) and _store_results(
