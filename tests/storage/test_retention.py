@@ -33,12 +33,13 @@ from tests.storage.conftest import WORKER, S3Server, record_artifact
 from workers.celery_app import create_celery_app
 from workers.dispatcher import Dispatcher
 
-RETENTION_S = 1
+# Two seconds: long enough for a loaded machine to read a row before it expires.
+RETENTION_S = 2
 
 
 @pytest.fixture(scope="session")
 def short_team(db_engine: sa.Engine) -> TeamKey:
-    """A team that keeps artifacts and files for one second."""
+    """A team that keeps artifacts and files for RETENTION_S seconds."""
     return make_team_key(
         db_engine, "short-lived", artifact_retention_s=RETENTION_S, file_retention_s=RETENTION_S
     )
