@@ -9,6 +9,7 @@ itself, from its own cursor. Workers only write rows; no client can slow them.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import uuid
@@ -41,7 +42,8 @@ class Subscription:
     job_id: uuid.UUID | None
     batch_id: uuid.UUID | None
     loop: asyncio.AbstractEventLoop
-    queue: asyncio.Queue[JobEvent]
+    # Events in stream order; None wakes the stream to read PostgreSQL itself (`behind`).
+    queue: asyncio.Queue[JobEvent | None]
     # Set when the queue overflowed: events were dropped and must be read again.
     behind: bool = False
 
@@ -53,6 +55,12 @@ class Subscription:
             except asyncio.QueueFull:
                 self.behind = True
                 break
+
+    def fall_behind(self) -> None:
+        """Called on the stream's event loop: read PostgreSQL from your own cursor."""
+        self.behind = True
+        with contextlib.suppress(asyncio.QueueFull):  # a full queue wakes the stream anyway
+            self.queue.put_nowait(None)
 
 
 class EventHub:
@@ -139,6 +147,9 @@ class EventHub:
                 if cursor is None:
                     with self.session_factory() as session:
                         cursor = event_queries.current_cursor(session)
+                    # Streams that subscribed before this start may have missed events
+                    # older than the cursor: they read those from PostgreSQL themselves.
+                    self._all_fall_behind()
                 while not self._stop.is_set():
                     cursor = self._read_new(cursor)
                     for _ in notifications.notifies(  # type: ignore[union-attr]
@@ -173,6 +184,18 @@ class EventHub:
             cursor = page[-1].cursor
             if len(page) < PAGE_SIZE:
                 return cursor
+
+    def _all_fall_behind(self) -> None:
+        with self._lock:
+            subscriptions = {
+                s
+                for index in (self._by_job, self._by_batch)
+                for group in index.values()
+                for s in group
+            }
+        for subscription in subscriptions:
+            with contextlib.suppress(RuntimeError):  # its event loop closed
+                subscription.loop.call_soon_threadsafe(subscription.fall_behind)
 
     def _hand_out(self, page: list[JobEvent]) -> None:
         wanted: dict[Subscription, list[JobEvent]] = defaultdict(list)

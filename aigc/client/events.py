@@ -33,6 +33,35 @@ def _timeout(deadline: float | None) -> httpx.Timeout:
     return httpx.Timeout(10.0, read=read)
 
 
+class _Decoder:
+    """Server-sent event lines to (event, data, id), one line at a time, so the caller sees
+    every line, keep-alive comments included, and can check its deadline between them (a
+    stream the server keeps alive would otherwise never time out)."""
+
+    def __init__(self) -> None:
+        self.event, self.data, self.id = "", list[str](), ""
+
+    def feed(self, line: str) -> tuple[str, str, str] | None:
+        if not line:
+            if not self.data:
+                self.event = ""
+                return None
+            done = (self.event or "message", "\n".join(self.data), self.id)
+            self.event, self.data = "", []
+            return done
+        if line.startswith(":"):
+            return None
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "event":
+            self.event = value
+        elif field == "data":
+            self.data.append(value)
+        elif field == "id" and "\0" not in value:
+            self.id = value
+        return None
+
+
 def _check_deadline(deadline: float | None) -> None:
     if deadline is not None and time.monotonic() >= deadline:
         raise TimeoutError("the stream did not end in time")
@@ -62,11 +91,16 @@ def follow(
                 if not response.is_success:
                     response.read()
                     raise error_from(response)
-                for event in source.iter_sse():
+                decoder = _Decoder()
+                for line in response.iter_lines():
+                    _check_deadline(deadline)
+                    if (decoded := decoder.feed(line)) is None:
+                        continue
+                    name, data, event_id = decoded
                     give_up = time.monotonic() + reconnect_s
-                    if event.id:
-                        last_event_id = event.id
-                    yield event.event, json.loads(event.data)
+                    if event_id:
+                        last_event_id = event_id
+                    yield name, json.loads(data)
                 return
         except httpx.TransportError:
             _check_deadline(deadline)
@@ -97,11 +131,16 @@ async def afollow(
                 if not response.is_success:
                     await response.aread()
                     raise error_from(response)
-                async for event in source.aiter_sse():
+                decoder = _Decoder()
+                async for line in response.aiter_lines():
+                    _check_deadline(deadline)
+                    if (decoded := decoder.feed(line)) is None:
+                        continue
+                    name, data, event_id = decoded
                     give_up = time.monotonic() + reconnect_s
-                    if event.id:
-                        last_event_id = event.id
-                    yield event.event, json.loads(event.data)
+                    if event_id:
+                        last_event_id = event_id
+                    yield name, json.loads(data)
                 return
         except httpx.TransportError:
             _check_deadline(deadline)

@@ -142,10 +142,11 @@ class _StreamReader:
             first = await asyncio.wait_for(subscription.queue.get(), timeout_s)
         except TimeoutError:
             return None
-        events = [first]
+        taken = [first]
         while not subscription.queue.empty():
-            events.append(subscription.queue.get_nowait())
-        return events
+            taken.append(subscription.queue.get_nowait())
+        # None only wakes the stream: it fell behind, and reads PostgreSQL next time round.
+        return [event for event in taken if event is not None]
 
 
 def _event_data(event: JobEvent) -> dict[str, Any]:

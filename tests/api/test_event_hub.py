@@ -57,11 +57,14 @@ def test_hub_hands_each_event_to_the_stream_of_its_job(engine: sa.Engine, team: 
     async def scenario() -> list[int | None]:
         subscription = hub.subscribe(team_id=team.team_id, job_id=followed)
         await asyncio.sleep(1.0)  # the hub's thread starts and listens
+        # A stream that subscribed before the hub started is told to read PostgreSQL once.
+        assert subscription.behind and await subscription.queue.get() is None
         await asyncio.to_thread(report_progress, engine, other, 3)
         await asyncio.to_thread(report_progress, engine, followed, 4)
         seen: list[int | None] = []
         while len(seen) < 4:
             event = await asyncio.wait_for(subscription.queue.get(), 10)
+            assert event is not None
             assert event.job_id == followed and event.type == "progress"
             seen.append(event.progress_done)
         hub.unsubscribe(subscription)
@@ -82,6 +85,9 @@ def test_a_stream_that_reads_slowly_is_told_to_catch_up(engine: sa.Engine, team:
     async def scenario() -> tuple[int, bool]:
         subscription = hub.subscribe(team_id=team.team_id, job_id=job_id)
         await asyncio.sleep(1.0)
+        # As a stream does once it has read PostgreSQL after the hub's start.
+        await subscription.queue.get()
+        subscription.behind = False
         # Ten events for a stream that takes none: the hub does not wait for it.
         await asyncio.wait_for(asyncio.to_thread(report_progress, engine, job_id, 10), 30)
         deadline = asyncio.get_running_loop().time() + 10
