@@ -199,7 +199,7 @@ def test_altered_signed_urls_are_forbidden(
     another = store_finished_job(db_engine, settings, team)
     query = parse_qs(urlsplit(signed_url(api, team, stored.job_id)).query)
     expires, signature = query["expires"][0], query["signature"][0]
-    flipped = ("0" if signature[-1] != "0" else "1") + signature[1:]
+    flipped = ("0" if signature[0] != "0" else "1") + signature[1:]
     altered = {
         "another artifact's id": (another.artifact_id, expires, signature),
         "a later expiry": (stored.artifact_id, str(int(expires) + 3600), signature),
