@@ -67,6 +67,42 @@ def _check_deadline(deadline: float | None) -> None:
         raise TimeoutError("the stream did not end in time")
 
 
+class _Resume:
+    """What `follow` and `afollow` keep across a stream's connections: the last event id to
+    resume from, the line decoder, and until when a broken connection is worth reopening."""
+
+    def __init__(self, reconnect_s: float, deadline: float | None) -> None:
+        self.reconnect_s = reconnect_s
+        self.deadline = deadline
+        self.last_event_id: str | None = None
+        self.give_up = time.monotonic() + reconnect_s
+        self.decoder = _Decoder()
+
+    def connect(self) -> dict[str, Any]:
+        """The arguments of the next connection: resume headers and the read timeout."""
+        self.decoder = _Decoder()
+        headers = {"Last-Event-ID": self.last_event_id} if self.last_event_id else {}
+        return {"headers": headers, "timeout": _timeout(self.deadline)}
+
+    def take(self, line: str) -> Event | None:
+        """The event a line completes, if any (a keep-alive line too checks the deadline)."""
+        _check_deadline(self.deadline)
+        if (decoded := self.decoder.feed(line)) is None:
+            return None
+        name, data, event_id = decoded
+        self.give_up = time.monotonic() + self.reconnect_s
+        if event_id:
+            self.last_event_id = event_id
+        return name, json.loads(data)
+
+    def check_reconnect(self) -> None:
+        """In the handler of a broken connection: re-raise its error once reopening is no
+        longer worth it (past the deadline, or reconnect_s without an event)."""
+        _check_deadline(self.deadline)
+        if time.monotonic() + RECONNECT_DELAY_S > self.give_up:
+            raise
+
+
 def follow(
     client: httpx.Client,
     path: str,
@@ -77,35 +113,22 @@ def follow(
     """Each event of the stream at `path`, until the server ends it. A refused stream raises
     the API's typed error (NotFound, ...); after reconnect_s without a working connection,
     httpx's transport error propagates. Past `deadline` (time.monotonic()), TimeoutError."""
-    last_event_id: str | None = None
-    give_up = time.monotonic() + reconnect_s
+    resume = _Resume(reconnect_s, deadline)
     while True:
-        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
         try:
-            with connect_sse(
-                client, "GET", path, headers=headers, timeout=_timeout(deadline)
-            ) as source:
+            with connect_sse(client, "GET", path, **resume.connect()) as source:
                 response = source.response
                 if response.status_code == 204:
                     return  # resumed after the last event: nothing more will come
                 if not response.is_success:
                     response.read()
                     raise error_from(response)
-                decoder = _Decoder()
                 for line in response.iter_lines():
-                    _check_deadline(deadline)
-                    if (decoded := decoder.feed(line)) is None:
-                        continue
-                    name, data, event_id = decoded
-                    give_up = time.monotonic() + reconnect_s
-                    if event_id:
-                        last_event_id = event_id
-                    yield name, json.loads(data)
+                    if (event := resume.take(line)) is not None:
+                        yield event
                 return
         except httpx.TransportError:
-            _check_deadline(deadline)
-            if time.monotonic() + RECONNECT_DELAY_S > give_up:
-                raise
+            resume.check_reconnect()
             time.sleep(RECONNECT_DELAY_S)
 
 
@@ -117,33 +140,20 @@ async def afollow(
     deadline: float | None = None,
 ) -> AsyncIterator[Event]:
     """`follow` for an httpx.AsyncClient."""
-    last_event_id: str | None = None
-    give_up = time.monotonic() + reconnect_s
+    resume = _Resume(reconnect_s, deadline)
     while True:
-        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
         try:
-            async with aconnect_sse(
-                client, "GET", path, headers=headers, timeout=_timeout(deadline)
-            ) as source:
+            async with aconnect_sse(client, "GET", path, **resume.connect()) as source:
                 response = source.response
                 if response.status_code == 204:
                     return
                 if not response.is_success:
                     await response.aread()
                     raise error_from(response)
-                decoder = _Decoder()
                 async for line in response.aiter_lines():
-                    _check_deadline(deadline)
-                    if (decoded := decoder.feed(line)) is None:
-                        continue
-                    name, data, event_id = decoded
-                    give_up = time.monotonic() + reconnect_s
-                    if event_id:
-                        last_event_id = event_id
-                    yield name, json.loads(data)
+                    if (event := resume.take(line)) is not None:
+                        yield event
                 return
         except httpx.TransportError:
-            _check_deadline(deadline)
-            if time.monotonic() + RECONNECT_DELAY_S > give_up:
-                raise
+            resume.check_reconnect()
             await asyncio.sleep(RECONNECT_DELAY_S)
