@@ -47,12 +47,12 @@
     return lines.join("\n");
   }
 
-  function post(url, body, contentType) {
-    return fetch(url, {
-      method: "POST",
-      body: body,
-      headers: { Authorization: authorization(), "Content-Type": contentType },
-    }).then(function (response) {
+  // A POST with the key; resolves to the JSON answer, or rejects after the notice says why.
+  function post(url, body, contentType, extraHeaders) {
+    var headers = Object.assign(
+      { Authorization: authorization(), "Content-Type": contentType }, extraHeaders || {}
+    );
+    return fetch(url, { method: "POST", body: body, headers: headers }).then(function (response) {
       return response.text().then(function (text) {
         if (response.status === 401) {
           showSignIn("That key was refused: sign in again.");
@@ -67,10 +67,15 @@
     });
   }
 
-  function openBatch(id) {
-    var path = "/ui/batches/" + id;
+  // A page of the UI: its address in the bar, its fragment in #main.
+  function open(path) {
     history.pushState({}, "", path);
-    htmx.ajax("GET", "/ui/parts/batches/" + id, { target: "#main" });
+    var part = path === "/ui" ? "/ui/parts/batches" : path.replace(/^\/ui/, "/ui/parts");
+    htmx.ajax("GET", part, { target: "#main" });
+  }
+
+  function openBatch(id) {
+    open("/ui/batches/" + id);
   }
 
   // A JSONL file goes to the API as it is; a CSV or XLSX is first turned into jobs by
@@ -215,6 +220,16 @@
         notice.textContent = "";
       });
   });
+
+  // What the page's other scripts (job_form.js, live.js) share.
+  window.aigcUi = {
+    authorization: authorization,
+    explain: explain,
+    notice: notice,
+    open: open,
+    post: post,
+    showSignIn: showSignIn,
+  };
 
   if (sessionStorage.getItem(KEY)) {
     start();
