@@ -32,6 +32,7 @@ from api.routes import (
     models,
     webhooks,
 )
+from api.ui import job_pages
 from api.ui.router import pages, parts, static_files
 from db.session import make_session_factory
 
@@ -100,6 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(pages)
     app.include_router(parts)
+    app.include_router(job_pages.pages)
+    app.include_router(job_pages.parts)
     app.mount("/ui/static", static_files, name="ui_static")
     install_docs(app)
     return app

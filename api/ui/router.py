@@ -15,6 +15,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from aigc.errors import InvalidRequest, NotFound
+from aigc.settings import Settings
+from aigc.storage import ArtifactStore
 from aigc.tabular import rows_to_jobs
 from aigc.vocab import DEFAULT_BATCH_PRIORITY, FINAL_BATCH_STATUSES, JobStatus, Kind, Priority
 from api.auth import CallerDep, authenticate
@@ -26,6 +28,7 @@ from api.serialize import job_public
 from api.ui.queries import search_batch_jobs
 from api.ui.tables import read_table
 from db import batches as batch_queries
+from db.tables import Job
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -45,6 +48,18 @@ parts = APIRouter(prefix="/ui/parts", include_in_schema=False, dependencies=[Dep
 class Item:
     job: JobPublic
     previews: dict[uuid.UUID, str]  # text artifacts' first characters, by artifact id
+
+
+def card_item(request: Request, settings: Settings, store: ArtifactStore, job: Job) -> Item:
+    """A job as its card (parts/item.html) shows it, on a batch's grid or its own page."""
+    previews = {}
+    for artifact in job.artifacts:
+        if job.kind == Kind.TEXT and not is_expired(artifact.expires_at):
+            with store.open(artifact.storage_key) as f:
+                previews[artifact.id] = f.read(PREVIEW_CHARS * 4).decode("utf-8", errors="replace")[
+                    :PREVIEW_CHARS
+                ]
+    return Item(job_public(request, settings, job), previews)
 
 
 def _shell(request: Request, start: str) -> HTMLResponse:
@@ -153,16 +168,7 @@ def items_part(
     jobs = search_batch_jobs(
         session, batch_id, limit=ITEMS_SHOWN, status=_status(status), text=q.strip()
     )
-    items = []
-    for job in jobs:
-        previews = {}
-        for artifact in job.artifacts:
-            if job.kind == Kind.TEXT and not is_expired(artifact.expires_at):
-                with store.open(artifact.storage_key) as f:
-                    previews[artifact.id] = f.read(PREVIEW_CHARS * 4).decode(
-                        "utf-8", errors="replace"
-                    )[:PREVIEW_CHARS]
-        items.append(Item(job_public(request, settings, job), previews))
+    items = [card_item(request, settings, store, job) for job in jobs]
     return templates.TemplateResponse(
         request,
         "parts/items.html",
