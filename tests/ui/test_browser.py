@@ -4,23 +4,17 @@ download its ZIP; phone width throughout, and no request leaves the API's origin
 
 from __future__ import annotations
 
-import os
 import re
 import zipfile
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from aigc.cli.stack import spawn, stop_process, wait_for_http
 from aigc.settings import Settings
 from tests.conftest import TeamKey
-from tests.live import isolated_broker, stack_env, started_worker
+from tests.ui.conftest import CHROMIUM, TIMEOUT_MS, fits_the_width
 
-CHROMIUM = Path("/usr/bin/chromium")
-PHONE = {"width": 375, "height": 812}
-TIMEOUT_MS = 60_000  # a cold worker on a busy 2-core machine
 PROMPTS = {"kite": "a red kite over the sea", "owl": "an owl at dusk", "fox": "a quick fox"}
 MEDIA = [
     {"custom_id": "picture", "kind": "image", "model": "tiny-image", "prompt": "a kite"},
@@ -36,51 +30,6 @@ pytestmark = [
     pytest.mark.slow,
 ]
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-
-
-@pytest.fixture
-def api_alone(
-    settings: Settings, tiny_models: Path, free_port: Callable[[], int], tmp_path: Path
-) -> Iterator[tuple[str, Settings]]:
-    """A real API process on a broker database of its own; no worker: jobs stay queued."""
-    with isolated_broker(settings) as isolated:
-        port = free_port()
-        env = stack_env(isolated, tiny_models)
-        api = spawn("api", ["api", "--host", "127.0.0.1", "--port", str(port)], env, tmp_path)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            wait_for_http(f"{url}/healthz", 60, api)
-            yield url, isolated
-        finally:
-            stop_process(api)
-
-
-@pytest.fixture
-def api_url(api_alone: tuple[str, Settings], tiny_models: Path, tmp_path: Path) -> Iterator[str]:
-    """The API with a worker and dispatcher for every kind."""
-    url, isolated = api_alone
-    with started_worker(isolated, tiny_models, kinds="text,image,audio", log_dir=tmp_path):
-        yield url
-
-
-@pytest.fixture
-def page() -> Iterator[sync_api.Page]:
-    args = ["--no-sandbox"] if os.geteuid() == 0 else []
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=args
-        )
-        context = browser.new_context(viewport=PHONE, accept_downloads=True)
-        context.set_default_timeout(TIMEOUT_MS)
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-            browser.close()
-
-
-def _fits_the_width(page: sync_api.Page) -> bool:
-    return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
 
 
 def test_sign_in_follow_a_batch_open_it_and_download_its_zip(
@@ -121,7 +70,7 @@ def test_sign_in_follow_a_batch_open_it_and_download_its_zip(
     expect(batch.locator("progress")).to_have_attribute("value", str(ITEMS))
     assert page.evaluate("sessionStorage.getItem('aigc-api-key')") == team.key
     assert page.evaluate("localStorage.length") == 0
-    assert _fits_the_width(page)
+    assert fits_the_width(page)
     page.screenshot(path=shots / "batches.png", full_page=True)
 
     batch.get_by_role("link").click()
@@ -147,7 +96,7 @@ def test_sign_in_follow_a_batch_open_it_and_download_its_zip(
         "a => fetch(a.src).then(r => r.status + ' ' + r.headers.get('content-type'))"
     )
     assert audio_status == "200 audio/wav"
-    assert _fits_the_width(page)
+    assert fits_the_width(page)
     page.screenshot(path=shots / "batch.png", full_page=True)
 
     page.get_by_label("Search custom_id or prompt").fill("owl")
@@ -222,7 +171,7 @@ def test_submit_batches_from_csv_and_jsonl_files(
     expect(items.filter(has_text="t1").locator("pre.preview")).to_have_text(
         "from a table", timeout=TIMEOUT_MS
     )
-    assert _fits_the_width(page)
+    assert fits_the_width(page)
     page.screenshot(path=tmp_path / "screenshots" / "submitted.png", full_page=True)
 
     page.get_by_role("link", name="All batches").click()
