@@ -79,6 +79,7 @@ class Batch(_Model):
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    oldest_queued_at: datetime | None = None
     cancel_requested_at: datetime | None = None
 
     @property

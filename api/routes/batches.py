@@ -175,6 +175,7 @@ def batch_public(batch: Batch, counts: batch_queries.BatchCounts) -> BatchPublic
         created_at=batch.created_at,
         started_at=counts.started_at,
         finished_at=counts.finished_at,
+        oldest_queued_at=counts.oldest_queued_at,
         cancel_requested_at=batch.cancel_requested_at,
         webhook=batch.webhook,
         webhook_events_filter=batch.webhook_events_filter,
@@ -267,7 +268,7 @@ async def create_batch(
     def remember_response(batch: Batch) -> None:
         if idempotent is None:
             return
-        counts = batch_queries.BatchCounts.all_queued(batch.total)
+        counts = batch_queries.BatchCounts.all_queued(batch)
         remember(
             session,
             idempotent,
@@ -377,7 +378,7 @@ def submit_native_batch(
         caller=caller, before_commit=before_commit,
         webhook=webhook, webhook_events_filter=webhook_events_filter,
     )  # fmt: skip
-    counts = batch_queries.BatchCounts.all_queued(batch.total)
+    counts = batch_queries.BatchCounts.all_queued(batch)
     return batch_public(batch, counts).model_dump(mode="json")
 
 
