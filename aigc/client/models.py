@@ -4,11 +4,14 @@ newer server's additions never break an older client."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from aigc.vocab import FINAL_BATCH_STATUSES, FINAL_JOB_STATUSES
+
+# How a batch's results download: JSONL (one ResultLine per line) or CSV for spreadsheets.
+ResultsFormat = Literal["jsonl", "csv"]
 
 
 class _Model(BaseModel):
