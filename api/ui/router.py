@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +31,7 @@ from db import batches as batch_queries
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters["age"] = lambda since: age(datetime.now(UTC) - since)
 static_files = StaticFiles(directory=HERE / "static")
 
 BATCHES_SHOWN = 50  # the newest batches on the list; older ones through the API
@@ -42,6 +44,15 @@ MAX_FILE_NAME_CHARS = 255
 
 pages = APIRouter(prefix="/ui", include_in_schema=False)
 parts = APIRouter(prefix="/ui/parts", include_in_schema=False, dependencies=[Depends(authenticate)])
+
+
+def age(elapsed: timedelta) -> str:
+    """A wait in the largest unit that fits: "40 s", "12 min", "3 h", "2 d"."""
+    seconds = max(0, int(elapsed.total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
 
 
 @dataclass(frozen=True)

@@ -343,3 +343,11 @@ def test_a_campaign_from_a_csv_to_its_zip(
     assert len([name for name in names if name.endswith(suffix)]) == rows
     assert manifest.count("\nrow-") == 0 and manifest.count(",row-") == rows
     print(f"campaign {rows} x {model}: CSV chosen to ZIP saved in {upload_to_zip_s:.1f} s")
+
+    page.get_by_label("Search custom_id or prompt").fill("")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Results CSV").click()
+    results = tmp_path / download.value.suggested_filename
+    download.value.save_as(results)
+    lines = results.read_text(encoding="utf-8-sig").splitlines()
+    assert lines[0].startswith("line,custom_id,job_id,status") and len(lines) == rows + 1

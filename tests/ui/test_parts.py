@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,6 +14,7 @@ from openpyxl import Workbook
 
 from aigc.settings import Settings
 from api.main import create_app
+from api.ui.router import age
 from tests.conftest import TeamKey
 
 
@@ -60,6 +62,7 @@ def test_fragments_show_the_team_and_its_batch_only(
     assert listing.status_code == 200
     assert team.name in listing.text and batch_id in listing.text
     assert "<progress" in listing.text
+    assert "the oldest has waited" in listing.text  # nothing has run: all queued
     # Queued: its event stream refreshes the list until it ends.
     assert f'data-live-events="/v1/batches/{batch_id}/events' in listing.text
     theirs = client.get("/ui/parts/batches", headers=other_team.headers)
@@ -68,6 +71,13 @@ def test_fragments_show_the_team_and_its_batch_only(
         path = f"/ui/parts/batches/{batch_id}{part}"
         assert client.get(path, headers=team.headers).status_code == 200
         assert client.get(path, headers=other_team.headers).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"), [(0, "0 s"), (59, "59 s"), (60, "1 min"), (7300, "2 h"), (90000, "1 d")]
+)
+def test_a_wait_is_shown_in_the_largest_unit_that_fits(seconds: int, shown: str) -> None:
+    assert age(timedelta(seconds=seconds)) == shown
 
 
 def test_items_filter_by_status_and_search_custom_id_and_prompt(
