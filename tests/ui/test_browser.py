@@ -34,8 +34,6 @@ pytestmark = [
     pytest.mark.skipif(
         not CHROMIUM.exists(), reason="Debian's Chromium (/usr/bin/chromium) is not installed"
     ),
-    # `make test-slow` until an intermittent failure (once in about a dozen runs) is found.
-    pytest.mark.slow,
 ]
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
