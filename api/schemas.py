@@ -224,6 +224,12 @@ class BatchPublic(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    oldest_queued_at: datetime | None = Field(
+        description=(
+            "When the batch's longest-waiting queued job was queued (a retry queues a job "
+            "anew); null when none is queued."
+        )
+    )
     cancel_requested_at: datetime | None
     webhook: str | None = None
     webhook_events_filter: list[str] | None = None

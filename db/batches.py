@@ -51,6 +51,8 @@ class BatchCounts:
     by_status: dict[str, int] = field(default_factory=dict)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    # When the job that has waited longest became queued; None when none is queued.
+    oldest_queued_at: datetime | None = None
 
     def __getitem__(self, status: str) -> int:
         return self.by_status.get(status, 0)
@@ -60,9 +62,15 @@ class BatchCounts:
         return sum(self[status] for status in ACTIVE_JOB_STATUSES)
 
     @classmethod
-    def all_queued(cls, total: int) -> BatchCounts:
-        """A batch just stored: every job queued, nothing started."""
-        return cls(total=total, by_status={JobStatus.QUEUED: total})
+    def all_queued(cls, batch: Batch) -> BatchCounts:
+        """A batch just stored: every job queued, nothing started. Its jobs were queued in
+        the transaction that created it, so at its created_at (PostgreSQL's now() is the
+        transaction's start)."""
+        return cls(
+            total=batch.total,
+            by_status={JobStatus.QUEUED: batch.total},
+            oldest_queued_at=batch.created_at if batch.total else None,
+        )
 
 
 def create_batch(
@@ -143,7 +151,8 @@ def list_batches(
 
 
 def batch_counts(session: Session, batches: Sequence[Batch]) -> dict[uuid.UUID, BatchCounts]:
-    """Job counts by status and first start / last finish, for several batches in one query."""
+    """Job counts by status, first start / last finish and the oldest queued job's
+    queued_at, for several batches in one query."""
     counts = {batch.id: BatchCounts(total=batch.total) for batch in batches}
     if not counts:
         return counts
@@ -154,13 +163,18 @@ def batch_counts(session: Session, batches: Sequence[Batch]) -> dict[uuid.UUID, 
             func.count(),
             func.min(Job.started_at),
             func.max(Job.finished_at),
+            func.min(Job.queued_at),
         )
         .where(Job.batch_id.in_(counts))
         .group_by(Job.batch_id, Job.status)
     )
-    for batch_id, status, count, started_at, finished_at in rows:
+    for batch_id, status, count, started_at, finished_at, queued_at in rows:
         entry = counts[batch_id]  # type: ignore[index]  # filtered to these batches
         entry.by_status[status] = count
+        if status == JobStatus.QUEUED:
+            # queued_at is reset when a job goes back to the queue: a retried job's wait
+            # starts again, and only the queued group's minimum is a wait still going on.
+            entry.oldest_queued_at = queued_at
         if started_at and (entry.started_at is None or started_at < entry.started_at):
             entry.started_at = started_at
         if finished_at and (entry.finished_at is None or finished_at > entry.finished_at):

@@ -30,6 +30,7 @@ from aigc.client.models import (
     JobError,
     JobProgress,
     ResultLine,
+    ResultsFormat,
 )
 from aigc.client.sync import Client
 
@@ -52,6 +53,7 @@ __all__ = [
     "NotFound",
     "RateLimited",
     "ResultLine",
+    "ResultsFormat",
     "Unauthorized",
     "Unavailable",
 ]

@@ -15,7 +15,7 @@ import httpx
 from aigc.client import _core
 from aigc.client.errors import ApiError
 from aigc.client.events import Event, afollow
-from aigc.client.models import Artifact, Batch, Job, ResultLine
+from aigc.client.models import Artifact, Batch, Job, ResultLine, ResultsFormat
 
 
 class AsyncClient:
@@ -221,6 +221,22 @@ class AsyncClient:
             async for text in response.aiter_lines():
                 if text.strip():
                     yield ResultLine.model_validate_json(text)
+
+    async def download_batch_results(
+        self, batch_id: str, path: str | Path, *, format: ResultsFormat = "jsonl"
+    ) -> Path:
+        """As Client.download_batch_results."""
+        path = Path(path)
+        params = {"format": format}
+        url = f"/v1/batches/{batch_id}/results"
+        async with self.http.stream("GET", url, params=params) as response:
+            if not response.is_success:
+                await response.aread()
+                _core.checked(response)
+            with path.open("wb") as f:
+                async for chunk in response.aiter_bytes():
+                    f.write(chunk)
+        return path
 
     # Artifacts ----------------------------------------------------------------------------
 

@@ -4,11 +4,14 @@ newer server's additions never break an older client."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from aigc.vocab import FINAL_BATCH_STATUSES, FINAL_JOB_STATUSES
+
+# How a batch's results download: JSONL (one ResultLine per line) or CSV for spreadsheets.
+ResultsFormat = Literal["jsonl", "csv"]
 
 
 class _Model(BaseModel):
@@ -79,6 +82,7 @@ class Batch(_Model):
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    oldest_queued_at: datetime | None = None
     cancel_requested_at: datetime | None = None
 
     @property

@@ -14,7 +14,7 @@ import httpx
 from aigc.client import _core
 from aigc.client.errors import ApiError
 from aigc.client.events import Event, follow
-from aigc.client.models import Artifact, Batch, Job, ResultLine
+from aigc.client.models import Artifact, Batch, Job, ResultLine, ResultsFormat
 
 
 class Client:
@@ -236,6 +236,22 @@ class Client:
             for text in response.iter_lines():
                 if text.strip():
                     yield text
+
+    def download_batch_results(
+        self, batch_id: str, path: str | Path, *, format: ResultsFormat = "jsonl"
+    ) -> Path:
+        """Write the batch's results to `path` as the server sends them, streamed: JSONL,
+        or with `format="csv"` a CSV a spreadsheet opens (one row per artifact)."""
+        path = Path(path)
+        params = {"format": format}
+        with self.http.stream("GET", f"/v1/batches/{batch_id}/results", params=params) as response:
+            if not response.is_success:
+                response.read()
+                _core.checked(response)
+            with path.open("wb") as f:
+                for chunk in response.iter_bytes():
+                    f.write(chunk)
+        return path
 
     # Artifacts ----------------------------------------------------------------------------
 

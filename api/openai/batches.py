@@ -143,7 +143,7 @@ def create_openai_batch(
         input_file_id=create.input_file_id,
         before_commit=before_commit,
     )
-    counts = batch_queries.BatchCounts.all_queued(batch.total)
+    counts = batch_queries.BatchCounts.all_queued(batch)
     return openai_batch_object(batch, counts)
 
 

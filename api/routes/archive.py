@@ -25,6 +25,7 @@ from aigc.storage import ArtifactStore
 from api.auth import authenticate
 from api.deps import SessionDep, SettingsDep, StoreDep
 from api.downloads import NOSNIFF, is_expired
+from api.results_csv import safe_row
 from api.routes.batches import (
     RESULTS_PAGE,
     batch_finished,
@@ -77,14 +78,10 @@ def _entry(name: str, mime_type: str) -> zipfile.ZipInfo:
 
 
 def _manifest_row(line: ResultLine, artifact: Artifact | None, file: str, error: str) -> list[str]:
-    return [
-        str(line.line),
-        line.custom_id or "",
-        line.status,
-        file,
-        artifact.sha256 if artifact else "",
-        error,
-    ]
+    # custom_id and the error message are user- and model-written: escaped for spreadsheets.
+    return safe_row(
+        (line.line, line.custom_id, line.status, file, artifact.sha256 if artifact else "", error)
+    )
 
 
 def archive_chunks(

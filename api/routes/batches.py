@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -63,6 +64,7 @@ from api.idempotency import (
     remember,
     replay_if_seen,
 )
+from api.results_csv import RESULTS_CSV_FIELDS, results_csv_chunks
 from api.routes.webhooks import valid_webhook_url
 from api.schemas import (
     BatchCounts,
@@ -88,6 +90,7 @@ MAX_PAGE_SIZE = 1000
 MAX_LINE = 2**31 - 1  # jobs.line is a 32-bit integer: a larger cursor is a 422, not a 500
 RESULTS_PAGE = 500  # jobs read per query while writing or streaming results
 RESULTS_MEDIA_TYPE = "application/x-ndjson"
+RESULTS_CSV_MEDIA_TYPE = "text/csv"  # Starlette adds `; charset=utf-8`
 
 JSONL_EXAMPLE = (
     '{"custom_id": "a", "kind": "text", "prompt": "Hello"}\n'
@@ -101,6 +104,20 @@ RESULTS_EXAMPLE = (
     '"url": "http://localhost:8000/v1/artifacts/0190f0a1-b2c3-7d4e-8f90-a1b2c3d4e5f7/content", '
     '"characters": 5, "tokens": 1, "text": "Hello"}]}\n'
 )
+RESULTS_CSV_EXAMPLE = (
+    ",".join(RESULTS_CSV_FIELDS) + "\r\n"
+    "1,a,0190f0a1-b2c3-7d4e-8f90-a1b2c3d4e5f6,succeeded,0,"
+    "http://localhost:8000/v1/artifacts/0190f0a1-b2c3-7d4e-8f90-a1b2c3d4e5f7/content,text/plain,"
+    "185f8db32271fe25f561a6fc938b2e264306ec304eda518007d1764826381969,Hello,,\r\n"
+    "2,b,0190f0a1-b2c3-7d4e-8f90-a1b2c3d4e5f8,failed,,,,,,invalid_input,'=1+1 is not a prompt\r\n"
+)
+
+
+class ResultsFormat(StrEnum):
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
 # The three bodies create_batch reads itself (the content type decides), as OpenAPI sees them.
 CREATE_BODY_DOC: dict[str, Any] = {
     "requestBody": {
@@ -175,6 +192,7 @@ def batch_public(batch: Batch, counts: batch_queries.BatchCounts) -> BatchPublic
         created_at=batch.created_at,
         started_at=counts.started_at,
         finished_at=counts.finished_at,
+        oldest_queued_at=counts.oldest_queued_at,
         cancel_requested_at=batch.cancel_requested_at,
         webhook=batch.webhook,
         webhook_events_filter=batch.webhook_events_filter,
@@ -267,7 +285,7 @@ async def create_batch(
     def remember_response(batch: Batch) -> None:
         if idempotent is None:
             return
-        counts = batch_queries.BatchCounts.all_queued(batch.total)
+        counts = batch_queries.BatchCounts.all_queued(batch)
         remember(
             session,
             idempotent,
@@ -377,7 +395,7 @@ def submit_native_batch(
         caller=caller, before_commit=before_commit,
         webhook=webhook, webhook_events_filter=webhook_events_filter,
     )  # fmt: skip
-    counts = batch_queries.BatchCounts.all_queued(batch.total)
+    counts = batch_queries.BatchCounts.all_queued(batch)
     return batch_public(batch, counts).model_dump(mode="json")
 
 
@@ -512,12 +530,27 @@ def batch_with_results(session: Session, batch_id: uuid.UUID) -> Batch:
                 "application/x-ndjson": {
                     "schema": {"type": "string", "description": "One ResultLine per line"},
                     "example": RESULTS_EXAMPLE,
-                }
+                },
+                "text/csv": {
+                    "schema": {
+                        "type": "string",
+                        "description": (
+                            "`format=csv`: UTF-8 with a byte order mark, one row per artifact "
+                            "(one per job without any), columns "
+                            + ", ".join(RESULTS_CSV_FIELDS)
+                            + ". A cell that would start a formula (=, +, -, @, tab, CR) "
+                            "starts with `'`. Always streamed: no ETag or ranges."
+                        ),
+                    },
+                    "example": RESULTS_CSV_EXAMPLE,
+                },
             },
         },
-        206: {"description": "The range asked for (finished batches)"},
-        304: {"description": "Not modified: the ETag matches If-None-Match"},
-        307: {"description": "S3 store: a presigned URL of the stored results, in Location"},
+        206: {"description": "The range asked for (finished batches, JSONL)"},
+        304: {"description": "Not modified: the ETag matches If-None-Match (JSONL)"},
+        307: {
+            "description": "S3 store: a presigned URL of the stored results, in Location (JSONL)"
+        },
         410: {"description": "The stored results expired under the team's retention"},
         416: {"description": "The range starts past the end"},
     },
@@ -528,10 +561,17 @@ def batch_results(
     session: SessionDep,
     settings: SettingsDep,
     store: StoreDep,
+    format: Annotated[
+        ResultsFormat,
+        Query(description="`jsonl` (the stored form), or `csv` for spreadsheets (streamed)."),
+    ] = ResultsFormat.JSONL,
 ) -> Response:
     """JSONL, one line per job in input order: custom_id, job id, status, error, and each
-    artifact's url, mime type, sha256 and facts (text output inline)."""
+    artifact's url, mime type, sha256 and facts (text output inline). With `format=csv`, the
+    same as CSV: one row per artifact, text output inline."""
     batch = batch_with_results(session, batch_id)
+    if format == ResultsFormat.CSV:
+        return _csv_results(request, session, settings, store, batch_id)
     filename = f"batch-{batch_id}-results.jsonl"
     if not (batch.results_sha256 and batch.results_key and store.exists(batch.results_key)):
         stored = batch_finished(session, batch) and _store_results(
@@ -557,6 +597,28 @@ def batch_results(
         filename=filename,
         sha256=batch.results_sha256,
         url_ttl_s=presigned_ttl(settings.url_ttl_s, batch.expires_at),
+    )
+
+
+def _csv_results(
+    request: Request,
+    session: Session,
+    settings: Settings,
+    store: ArtifactStore,
+    batch_id: uuid.UUID,
+) -> StreamingResponse:
+    """The results as CSV, streamed from the jobs: the JSONL alone is stored (it has the
+    ETag), and the CSV is a view of the same lines."""
+    factory = request.app.state.session_factory
+    # Each page's session is scoped as this request's is: it reads only the caller's rows.
+    pages = result_pages(
+        lambda: scoped_like(factory(), session), request, settings, store, batch_id
+    )
+    filename = f"batch-{batch_id}-results.csv"
+    return StreamingResponse(
+        results_csv_chunks(pages),
+        media_type=RESULTS_CSV_MEDIA_TYPE,
+        headers={**NOSNIFF, "Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
@@ -609,14 +671,14 @@ def _store_results(
     return batch.results_key is not None
 
 
-def result_chunks(
+def result_pages(
     sessions: Callable[[], AbstractContextManager[Session]],
     request: Request,
     settings: Settings,
     store: ArtifactStore,
     batch_id: uuid.UUID,
-) -> Iterator[bytes]:
-    """The results JSONL, a page of jobs at a time, each page read in a session from
+) -> Iterator[list[dict[str, Any]]]:
+    """The result lines, a page of jobs at a time, each page read in a session from
     `sessions` (a new one per page while streaming: the request's session closes when the
     route returns)."""
     after_line = -1
@@ -631,8 +693,20 @@ def result_chunks(
                 session.expunge(job)
         if not jobs:
             return
-        yield "".join(json.dumps(line) + "\n" for line in lines).encode()
+        yield lines
         after_line = jobs[-1].line or 0
+
+
+def result_chunks(
+    sessions: Callable[[], AbstractContextManager[Session]],
+    request: Request,
+    settings: Settings,
+    store: ArtifactStore,
+    batch_id: uuid.UUID,
+) -> Iterator[bytes]:
+    """The results JSONL, a page of jobs at a time (as result_pages reads them)."""
+    for lines in result_pages(sessions, request, settings, store, batch_id):
+        yield "".join(json.dumps(line) + "\n" for line in lines).encode()
 
 
 def result_line(

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
@@ -20,11 +21,12 @@ from aigc.storage import ArtifactStore
 from aigc.tabular import rows_to_jobs
 from aigc.vocab import DEFAULT_BATCH_PRIORITY, FINAL_BATCH_STATUSES, JobStatus, Kind, Priority
 from api.auth import CallerDep, authenticate
-from api.deps import SessionDep, SettingsDep, StoreDep
+from api.deps import CatalogDep, SessionDep, SettingsDep, StoreDep
 from api.downloads import is_expired
 from api.routes.batches import batch_public
 from api.schemas import BatchPublic, JobPublic
 from api.serialize import job_public
+from api.ui.preview import preview_upload
 from api.ui.queries import search_batch_jobs
 from api.ui.tables import read_table
 from db import batches as batch_queries
@@ -32,16 +34,28 @@ from db.tables import Job
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
+templates.env.filters["age"] = lambda since: age(datetime.now(UTC) - since)
 static_files = StaticFiles(directory=HERE / "static")
 
 BATCHES_SHOWN = 50  # the newest batches on the list; older ones through the API
 ITEMS_SHOWN = 100  # a batch page's grid; the search and filter narrow a larger batch
 PREVIEW_CHARS = 2000  # of each text artifact, read from the store for its card
+FOLLOWED_BATCHES = 2  # running batches whose streams the list follows; with more, it polls
+ERRORS_SHOWN = 50  # of an upload's bad rows, on its preview
 MAX_SEARCH_CHARS = 200
 MAX_FILE_NAME_CHARS = 255
 
 pages = APIRouter(prefix="/ui", include_in_schema=False)
 parts = APIRouter(prefix="/ui/parts", include_in_schema=False, dependencies=[Depends(authenticate)])
+
+
+def age(elapsed: timedelta) -> str:
+    """A wait in the largest unit that fits: "40 s", "12 min", "3 h", "2 d"."""
+    seconds = max(0, int(elapsed.total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
 
 
 @dataclass(frozen=True)
@@ -56,9 +70,8 @@ def card_item(request: Request, settings: Settings, store: ArtifactStore, job: J
     for artifact in job.artifacts:
         if job.kind == Kind.TEXT and not is_expired(artifact.expires_at):
             with store.open(artifact.storage_key) as f:
-                previews[artifact.id] = f.read(PREVIEW_CHARS * 4).decode("utf-8", errors="replace")[
-                    :PREVIEW_CHARS
-                ]
+                head = f.read(PREVIEW_CHARS * 4)  # UTF-8: at most 4 bytes a character
+            previews[artifact.id] = head.decode("utf-8", errors="replace")[:PREVIEW_CHARS]
     return Item(job_public(request, settings, job), previews)
 
 
@@ -101,8 +114,16 @@ def _batch_list(
             "team": caller.team_name,
             "batches": shown,
             "live": any(batch.status not in FINAL_BATCH_STATUSES for batch in shown),
+            "followed": _followed(shown),
         },
     )
+
+
+def _followed(batches: list[BatchPublic]) -> list[uuid.UUID]:
+    """The running batches whose event streams refresh the list, or none when more run: a
+    browser holds six connections to a server, and each stream keeps one."""
+    running = [batch.id for batch in batches if batch.status not in FINAL_BATCH_STATUSES]
+    return running if len(running) <= FOLLOWED_BATCHES else []
 
 
 def _load(session: SessionDep, batch_id: uuid.UUID) -> BatchPublic:
@@ -127,17 +148,12 @@ def batch_part(request: Request, batch_id: uuid.UUID, session: SessionDep) -> HT
 
 
 @parts.get("/batches/{batch_id}/summary")
-def summary_part(
-    request: Request, response: Response, batch_id: uuid.UUID, session: SessionDep
-) -> HTMLResponse:
+def summary_part(request: Request, batch_id: uuid.UUID, session: SessionDep) -> HTMLResponse:
     batch = _load(session, batch_id)
-    finished = batch.status in FINAL_BATCH_STATUSES
     return templates.TemplateResponse(
         request,
         "parts/summary.html",
-        {"batch": batch, "live": not finished},
-        # The grid reloads itself once, when the batch it shows has finished.
-        headers={"HX-Trigger": "batch-finished"} if finished else None,
+        {"batch": batch, "live": batch.status not in FINAL_BATCH_STATUSES},
     )
 
 
@@ -163,8 +179,7 @@ def items_part(
     status: Annotated[str, Query(max_length=16)] = "",
     q: Annotated[str, Query(max_length=MAX_SEARCH_CHARS)] = "",
 ) -> HTMLResponse:
-    if batch_queries.get_batch(session, batch_id) is None:
-        raise NotFound("batch", batch_id)
+    batch = _load(session, batch_id)
     jobs = search_batch_jobs(
         session, batch_id, limit=ITEMS_SHOWN, status=_status(status), text=q.strip()
     )
@@ -172,7 +187,31 @@ def items_part(
     return templates.TemplateResponse(
         request,
         "parts/items.html",
-        {"items": items, "shown": ITEMS_SHOWN, "filtered": bool(status or q.strip())},
+        {
+            "batch": batch,
+            "live": batch.status not in FINAL_BATCH_STATUSES,
+            "items": items,
+            "shown": ITEMS_SHOWN,
+            "filtered": bool(status or q.strip()),
+        },
+    )
+
+
+@parts.post("/tables/preview")
+async def table_preview(
+    request: Request,
+    settings: SettingsDep,
+    catalog: CatalogDep,
+    name: Annotated[str, Query(min_length=1, max_length=MAX_FILE_NAME_CHARS)],
+) -> HTMLResponse:
+    """An uploaded CSV, XLSX or JSONL file (the body) checked as POST /v1/batches would
+    check it: its column mapping, first jobs and every bad row."""
+    data = await request.body()
+    preview = await run_in_threadpool(preview_upload, name, data, settings, catalog)
+    return templates.TemplateResponse(
+        request,
+        "parts/table_preview.html",
+        {"preview": preview, "name": name, "errors_shown": ERRORS_SHOWN},
     )
 
 

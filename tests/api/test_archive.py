@@ -88,9 +88,11 @@ def test_unknown_batch_is_404(stack: tuple[TestClient, Settings]) -> None:
 
 def test_canceled_batch_lists_its_jobs_without_files(stack: tuple[TestClient, Settings]) -> None:
     client, _ = stack
-    # No worker: cancelling finishes the batch, every job canceled, no artifact.
+    # No worker: cancelling finishes the batch, every job canceled, no artifact. A
+    # custom_id a spreadsheet would run as a formula is escaped in the manifest.
     jobs = [
-        {"custom_id": f"c{n}", "kind": "text", "model": "echo", "prompt": "p"} for n in range(2)
+        {"custom_id": custom_id, "kind": "text", "model": "echo", "prompt": "p"}
+        for custom_id in ("c0", "=1+1")
     ]
     batch_id = client.post("/v1/batches", json={"jobs": jobs}).json()["id"]
     assert client.post(f"/v1/batches/{batch_id}/cancel").status_code == 200
@@ -102,5 +104,5 @@ def test_canceled_batch_lists_its_jobs_without_files(stack: tuple[TestClient, Se
         manifest = list(csv.DictReader(io.StringIO(zipped.read("manifest.csv").decode())))
     assert [(row["custom_id"], row["status"], row["file"]) for row in manifest] == [
         ("c0", "canceled", ""),
-        ("c1", "canceled", ""),
+        ("'=1+1", "canceled", ""),
     ]

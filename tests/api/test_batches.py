@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import redis
 import sqlalchemy as sa
@@ -134,6 +135,27 @@ def test_cancel_queued_batch_and_retry_canceled(client: TestClient) -> None:
     ).json()
     assert retried["status"] == "queued"
     assert retried["counts"]["queued"] == 5
+
+
+def test_oldest_queued_at_says_how_long_work_has_waited(client: TestClient) -> None:
+    jobs = [{"kind": "text", "model": "echo", "prompt": f"p{i}"} for i in range(3)]
+    created = client.post("/v1/batches", json={"jobs": jobs}).json()
+    # Its jobs were queued as it was created.
+    assert created["oldest_queued_at"] == created["created_at"]
+    batch = client.get(f"/v1/batches/{created['id']}").json()
+    oldest = datetime.fromisoformat(batch["oldest_queued_at"])
+    assert oldest == datetime.fromisoformat(created["created_at"])
+    assert oldest <= datetime.now(UTC)
+
+    canceled = client.post(f"/v1/batches/{created['id']}/cancel").json()
+    assert canceled["oldest_queued_at"] is None
+    assert client.get(f"/v1/batches/{created['id']}").json()["oldest_queued_at"] is None
+
+    # A retry queues the jobs anew: their wait starts again.
+    retried = client.post(
+        f"/v1/batches/{created['id']}/retry", params={"include_canceled": "true"}
+    ).json()
+    assert datetime.fromisoformat(retried["oldest_queued_at"]) > oldest
 
 
 def test_unknown_batch_is_404(client: TestClient) -> None:

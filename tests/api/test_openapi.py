@@ -163,8 +163,13 @@ def test_batch_bodies_objects_and_results_are_schemas(spec: dict[str, Any]) -> N
     assert {"line", "custom_id", "job_id", "status", "error", "artifacts"} <= set(
         schemas["ResultLine"]["properties"]
     )
-    results = spec["paths"]["/v1/batches/{batch_id}/results"]["get"]["responses"]["200"]
-    assert "application/x-ndjson" in results["content"]
+    results_get = spec["paths"]["/v1/batches/{batch_id}/results"]["get"]
+    results = results_get["responses"]["200"]
+    assert {"application/x-ndjson", "text/csv"} <= set(results["content"])
+    [results_format] = [p for p in results_get["parameters"] if p["name"] == "format"]
+    assert results_format["in"] == "query"
+    assert schemas["ResultsFormat"]["enum"] == ["jsonl", "csv"]
+    assert results_format["schema"]["$ref"] == "#/components/schemas/ResultsFormat"
     assert schemas["ErrorEnvelope"]["properties"]["error"] == {
         "$ref": "#/components/schemas/ErrorDetail"
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +13,7 @@ from tests.conftest import TeamKey
 from tests.e2e.conftest import LiveStack
 
 
-def test_async_submit_wait_get_list(live: LiveStack, team: TeamKey) -> None:
+def test_async_submit_wait_get_list(live: LiveStack, team: TeamKey, tmp_path: Path) -> None:
     async def scenario() -> None:
         async with AsyncClient(live.api_url, team.key) as client:
             jobs = await asyncio.gather(
@@ -28,6 +29,11 @@ def test_async_submit_wait_get_list(live: LiveStack, team: TeamKey) -> None:
             )
             assert (await client.wait_batch(batch.id, timeout_s=60)).counts.succeeded == 1
             assert [line.custom_id async for line in client.batch_results(batch.id)] == ["x"]
+            saved = await client.download_batch_results(
+                batch.id, tmp_path / "results.csv", format="csv"
+            )
+            assert saved.read_bytes().startswith(b"\xef\xbb\xbfline,custom_id,")
+            assert saved.read_text(encoding="utf-8-sig").splitlines()[1].startswith("1,x,")
             assert [b.id async for b in client.list_batches(page_size=1)] == [batch.id]
             with pytest.raises(NotFound):
                 await client.get(str(uuid.uuid4()))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import json
 import time
 import uuid
 from pathlib import Path
@@ -47,7 +49,7 @@ def _check_results(client: Client, batch: Batch, custom_ids: list[str]) -> list[
     return lines
 
 
-def test_batch_from_a_list_waits_via_the_event_stream(client: Client) -> None:
+def test_batch_from_a_list_waits_via_the_event_stream(client: Client, tmp_path: Path) -> None:
     jobs = [
         {"kind": "text", "model": "echo", "prompt": f"line {n}", "custom_id": f"c{n}"}
         for n in range(3)
@@ -56,6 +58,20 @@ def test_batch_from_a_list_waits_via_the_event_stream(client: Client) -> None:
     assert batch.counts.total == 3
     lines = _check_results(client, batch, ["c0", "c1", "c2"])
     assert [line.artifacts[0].text for line in lines] == ["line 0", "line 1", "line 2"]
+    jsonl = client.download_batch_results(batch.id, tmp_path / "results.jsonl")
+    assert [json.loads(line)["custom_id"] for line in jsonl.read_text().splitlines()] == [
+        "c0",
+        "c1",
+        "c2",
+    ]
+    as_csv = client.download_batch_results(batch.id, tmp_path / "results.csv", format="csv")
+    with as_csv.open(encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(row["custom_id"], row["text"]) for row in rows] == [
+        ("c0", "line 0"),
+        ("c1", "line 1"),
+        ("c2", "line 2"),
+    ]
     jobs_in_order = list(client.batch_jobs(batch.id, page_size=2))
     assert [job.custom_id for job in jobs_in_order] == ["c0", "c1", "c2"]
     assert list(client.batch_jobs(batch.id, status="failed")) == []

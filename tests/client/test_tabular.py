@@ -31,9 +31,9 @@ def test_columns_become_job_fields_params_parsed_as_json() -> None:
 @pytest.mark.parametrize(
     ("csv_text", "message"),
     [
-        ("prompt,colour\nhi,red\n", "row 1, column 'colour': unknown column"),
+        ("prompt,colour\nhi,red\n", "column 'colour': unknown column"),
         ("prompt,kind\nhi,text\n,text\n", "row 2, column 'prompt': is required"),
-        ("prompt,params.\nhi,1\n", "row 1, column 'params.': names no params entry"),
+        ("prompt,params.\nhi,1\n", "column 'params.': names no params entry"),
         ("prompt\nhi,extra\n", "row 1: more cells than the header has columns"),
         ("prompt\n", "the table has no rows"),
     ],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -13,17 +14,19 @@ import pytest
 from tests.conftest import TeamKey
 from tests.ui.conftest import CHROMIUM, TIMEOUT_MS, fits_the_width, full_page_screenshot
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
 pytestmark = [
     pytest.mark.skipif(
         not CHROMIUM.exists(), reason="Debian's Chromium (/usr/bin/chromium) is not installed"
     ),
-    pytest.mark.slow,
 ]
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 
 
 def test_submit_one_image_job_and_follow_it_to_its_image(
-    page: sync_api.Page, api_url: str, team: TeamKey, tmp_path: Path
+    page: Page, api_url: str, team: TeamKey, tmp_path: Path
 ) -> None:
     expect = sync_api.expect
     shots = tmp_path / "screenshots"
@@ -65,7 +68,11 @@ def test_submit_one_image_job_and_follow_it_to_its_image(
     expect(status).to_have_text("succeeded", timeout=TIMEOUT_MS)
     image = page.get_by_role("img", name=f"Image 0 for {job_id}")
     expect(image).to_be_visible()
-    assert image.evaluate("img => img.complete && img.naturalWidth > 0")
+    # Lazy-loaded: visible before its bytes arrive.
+    image.scroll_into_view_if_needed()
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=image.element_handle()
+    )
     card = page.locator("#job-card")
     expect(card).not_to_have_attribute("hx-trigger", "live")  # ended: no more updates
     expect(card.locator("dd").filter(has_text=re.compile(r"^42$"))).to_have_count(1)  # seed

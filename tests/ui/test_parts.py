@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,6 +14,7 @@ from openpyxl import Workbook
 
 from aigc.settings import Settings
 from api.main import create_app
+from api.ui.router import age
 from tests.conftest import TeamKey
 
 
@@ -60,13 +62,22 @@ def test_fragments_show_the_team_and_its_batch_only(
     assert listing.status_code == 200
     assert team.name in listing.text and batch_id in listing.text
     assert "<progress" in listing.text
-    assert 'hx-trigger="every 2s"' in listing.text  # queued: refreshed until it ends
+    assert "the oldest has waited" in listing.text  # nothing has run: all queued
+    # Queued: its event stream refreshes the list until it ends.
+    assert f'data-live-events="/v1/batches/{batch_id}/events' in listing.text
     theirs = client.get("/ui/parts/batches", headers=other_team.headers)
     assert batch_id not in theirs.text
     for part in ("", "/summary", "/items"):
         path = f"/ui/parts/batches/{batch_id}{part}"
         assert client.get(path, headers=team.headers).status_code == 200
         assert client.get(path, headers=other_team.headers).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"), [(0, "0 s"), (59, "59 s"), (60, "1 min"), (7300, "2 h"), (90000, "1 d")]
+)
+def test_a_wait_is_shown_in_the_largest_unit_that_fits(seconds: int, shown: str) -> None:
+    assert age(timedelta(seconds=seconds)) == shown
 
 
 def test_items_filter_by_status_and_search_custom_id_and_prompt(
@@ -139,10 +150,10 @@ def test_tables_become_jobs_with_the_sdks_column_rules(client: TestClient, team:
 @pytest.mark.parametrize(
     ("name", "body", "says"),
     [
-        ("jobs.csv", b"prompt,colour\nhi,red\n", "row 1, column 'colour'"),
+        ("jobs.csv", b"prompt,colour\nhi,red\n", "column 'colour': unknown column"),
         ("jobs.csv", b"custom_id\na\n", "row 1, column 'prompt'"),
         ("jobs.csv", b"prompt\n", "no rows"),
-        ("jobs.csv", b"\xff\xfe", "utf-8"),
+        ("jobs.csv", b"\xff\xfe", "UTF-8"),
         ("jobs.xlsx", b"not a zip", "not a readable XLSX"),
         ("jobs.txt", b"prompt\nhi\n", "must be a .csv or .xlsx"),
     ],
@@ -165,3 +176,75 @@ def test_tables_need_a_key_and_a_bounded_name(client: TestClient, team: TeamKey)
     assert missing.status_code == 422
     long_name = {"name": "a" * 300 + ".csv"}
     assert client.post(tables, params=long_name, headers=team.headers).status_code == 422
+
+
+def _preview(client: TestClient, team: TeamKey, name: str, body: bytes) -> str:
+    response = client.post(
+        "/ui/parts/tables/preview", params={"name": name}, content=body, headers=team.headers
+    )
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def test_a_preview_maps_the_columns_and_shows_the_first_jobs_as_stored(
+    client: TestClient, team: TeamKey
+) -> None:
+    rows = "".join(f"prompt {n},c{n},\n" for n in range(7))
+    page = _preview(
+        client, team, "campaign.csv", f"prompt,custom_id,params.max_new_tokens\n{rows}".encode()
+    )
+    assert "campaign.csv: 7 rows" in page
+    assert "<td>params.max_new_tokens</td>" in page
+    assert "params entry &#39;max_new_tokens&#39;" in page
+    # Five sample jobs, with the model each will run (the kind's default, none was named).
+    assert page.count("<td>text</td>") == 5 and "<td>c4</td>" in page and "<td>c5</td>" not in page
+    assert "<td>tiny-text</td>" in page or "<td>echo</td>" in page
+    assert 'id="submit-batch">Submit 7 jobs<' in page
+    assert "error" not in page.split("</table>")[-1]
+
+
+def test_a_preview_lists_every_bad_row_with_its_column_and_offers_no_submit(
+    client: TestClient, team: TeamKey
+) -> None:
+    body = (
+        b"prompt,model,params.max_new_tokens,colour\n"
+        b"fine,echo,4,\n"
+        b"a,no-such-model,,\n"
+        b",echo,,\n"
+        b"b,echo,-5,\n"
+        b"c,echo,,red\n"
+        b"d,echo,9999999,\n"
+    )
+    page = _preview(client, team, "bad.csv", body)
+    assert "bad.csv: 6 rows" in page
+    assert "<td>colour</td>" in page and "not a known column" in page
+    assert "5 errors" in page
+    for says in (
+        "Row 2, model:",
+        "Row 3, prompt: is required",
+        "Row 4, params.max_new_tokens:",
+        "Row 6, params.max_new_tokens:",
+        "colour: unknown column",
+    ):
+        assert says in page, says
+    assert page.index("colour: unknown") < page.index("Row 2,") < page.index("Row 6,")
+    assert "submit-batch" not in page
+
+
+def test_a_preview_checks_jsonl_and_whole_files(client: TestClient, team: TeamKey) -> None:
+    good = b'{"custom_id": "j1", "kind": "text", "model": "echo", "prompt": "hi"}\n'
+    assert "Submit 1 job<" in _preview(client, team, "jobs.jsonl", good)
+    page = _preview(client, team, "jobs.jsonl", good + b'{"kind": "text", "prompt": "x"}\nnope\n')
+    assert "Row 2, custom_id: is required" in page or "Row 3," in page
+    assert "submit-batch" not in page
+    broken = _preview(client, team, "jobs.xlsx", b"not a zip")
+    assert "file: not a readable XLSX workbook" in broken and "submit-batch" not in broken
+    workbook = _xlsx([["prompt", "custom_id"], ["a kite", "k"]])
+    assert "Submit 1 job<" in _preview(client, team, "jobs.xlsx", workbook)
+
+
+def test_a_preview_needs_a_key(client: TestClient) -> None:
+    response = client.post(
+        "/ui/parts/tables/preview", params={"name": "a.csv"}, content=b"prompt\nhi\n"
+    )
+    assert response.status_code == 401

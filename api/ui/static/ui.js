@@ -16,6 +16,7 @@
     sessionStorage.removeItem(KEY);
     main.hidden = true;
     main.innerHTML = "";
+    document.body.dispatchEvent(new Event("aigc:cleared")); // live.js closes its streams
     signout.hidden = true;
     signin.hidden = false;
     notice.textContent = message;
@@ -78,21 +79,61 @@
     open("/ui/batches/" + id);
   }
 
-  // A JSONL file goes to the API as it is; a CSV or XLSX is first turned into jobs by
-  // the server (aigc.tabular's rules), then submitted the same way.
-  function submitBatch(form) {
+  // A random key: a submit sent twice (a double click, a retry) makes one batch or job.
+  function idempotencyKey() {
+    if (window.crypto.randomUUID) {
+      return window.crypto.randomUUID(); // secure contexts only (https, localhost)
+    }
+    var bytes = window.crypto.getRandomValues(new Uint8Array(16));
+    return Array.from(bytes, function (b) { return b.toString(16).padStart(2, "0"); }).join("");
+  }
+
+  // The chosen file is checked by the server first (its columns, first jobs, every bad
+  // row); only a file that passes gets a submit button.
+  var checked = null; // {file, key}: the file the preview shows
+
+  function previewBatch(form) {
     var file = form.elements.file.files[0];
-    var priority = form.elements.priority.value;
-    var button = form.querySelector("button[type=submit]");
+    var slot = document.getElementById("preview-slot");
+    checked = null;
+    slot.innerHTML = "";
     if (!file) {
       return;
     }
+    notice.textContent = "Checking " + file.name + "…";
+    fetch("/ui/parts/tables/preview?name=" + encodeURIComponent(file.name), {
+      method: "POST",
+      body: file,
+      headers: { Authorization: authorization(), "Content-Type": "application/octet-stream" },
+    }).then(function (response) {
+      return response.text().then(function (text) {
+        if (response.status === 401) {
+          showSignIn("That key was refused: sign in again.");
+        } else if (!response.ok) {
+          notice.textContent = explain(response.status, text);
+        } else {
+          notice.textContent = "";
+          checked = { file: file, key: idempotencyKey() };
+          slot.innerHTML = text;
+          var submit = document.getElementById("submit-batch");
+          (submit || slot.querySelector("h3") || slot).focus();
+        }
+      });
+    });
+  }
+
+  // A JSONL file goes to the API as it is; a CSV or XLSX is first turned into jobs by
+  // the server (aigc.tabular's rules), then submitted the same way.
+  function submitBatch(form, button) {
+    var file = checked.file;
+    var priority = form.elements.priority.value;
+    var once = { "Idempotency-Key": checked.key };
     button.disabled = true;
     notice.textContent = "Submitting " + file.name + "…";
     var created;
     if (/\.jsonl$/i.test(file.name)) {
       created = post(
-        "/v1/batches?priority=" + encodeURIComponent(priority), file, "application/x-ndjson"
+        "/v1/batches?priority=" + encodeURIComponent(priority), file, "application/x-ndjson", once
       );
     } else {
       created = post(
@@ -100,7 +141,7 @@
       ).then(function (table) {
         return post(
           "/v1/batches", JSON.stringify({ jobs: table.jobs, priority: priority }),
-          "application/json"
+          "application/json", once
         );
       });
     }
@@ -109,9 +150,21 @@
         notice.textContent = "";
         openBatch(batch.id);
       })
-      .catch(function () { /* the notice already says why */ })
-      .finally(function () { button.disabled = false; });
+      .catch(function () { button.disabled = false; /* the notice already says why */ });
   }
+
+  document.addEventListener("change", function (event) {
+    if (event.target.id === "batch-file") {
+      previewBatch(event.target.form);
+    }
+  });
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("#submit-batch");
+    if (button && checked) {
+      submitBatch(button.form || document.getElementById("upload"), button);
+    }
+  });
 
   // Cancel and retry: the /v1 routes, then the batch page again as it now stands.
   document.addEventListener("click", function (event) {
@@ -146,7 +199,7 @@
   document.addEventListener("submit", function (event) {
     if (event.target.id === "upload") {
       event.preventDefault();
-      submitBatch(event.target);
+      previewBatch(event.target);
     }
   });
 
@@ -225,6 +278,7 @@
   window.aigcUi = {
     authorization: authorization,
     explain: explain,
+    idempotencyKey: idempotencyKey,
     notice: notice,
     open: open,
     post: post,
