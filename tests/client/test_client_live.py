@@ -96,8 +96,8 @@ def test_a_bad_csv_row_is_refused_before_any_request(
     client: Client, tmp_path: Path, db_engine: sa.Engine
 ) -> None:
     path = tmp_path / "bad.csv"
-    path.write_text("prompt,colour\nhi,red\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="row 1, column 'colour'"):
+    path.write_text("prompt,kind\nhi,text\n,image\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="row 2, column 'prompt': is required"):
         client.submit_batch(path)
     assert count_jobs(db_engine) == 0
 

@@ -74,3 +74,17 @@ def full_page_screenshot(page: Page, path: Path) -> None:
     back to the top before anything else."""
     page.screenshot(path=path, full_page=True)
     page.evaluate("window.scrollTo(0, 0)")
+
+
+def labels_missing(page: Page) -> list[str]:
+    """The visible form controls a screen reader could not name: no <label>, no aria-label,
+    and (for a button) no text."""
+    return list(
+        page.evaluate(
+            """() => Array.from(document.querySelectorAll("input, select, textarea, button"))
+              .filter(e => e.offsetParent !== null)
+              .filter(e => !(e.labels && e.labels.length) && !e.getAttribute("aria-label")
+                           && !(e.tagName === "BUTTON" && e.textContent.trim()))
+              .map(e => e.outerHTML.slice(0, 100))"""
+        )
+    )

@@ -15,7 +15,13 @@ import pytest
 from aigc.settings import Settings
 from api.ui.router import ITEMS_SHOWN
 from tests.conftest import TeamKey
-from tests.ui.conftest import CHROMIUM, TIMEOUT_MS, fits_the_width
+from tests.ui.conftest import (
+    CHROMIUM,
+    TIMEOUT_MS,
+    fits_the_width,
+    full_page_screenshot,
+    labels_missing,
+)
 
 PROMPTS = {"kite": "a red kite over the sea", "owl": "an owl at dusk", "fox": "a quick fox"}
 MEDIA = [
@@ -53,7 +59,7 @@ def test_sign_in_follow_a_batch_open_it_and_download_its_zip(
     page.goto(f"{api_url}/ui")
     key = page.get_by_label("API key")
     expect(key).to_be_visible()
-    page.screenshot(path=shots / "sign-in.png", full_page=True)
+    full_page_screenshot(page, shots / "sign-in.png")
 
     # A wrong key is refused and the form comes back.
     key.fill("aigc_wrong_key_000000000000")
@@ -71,7 +77,8 @@ def test_sign_in_follow_a_batch_open_it_and_download_its_zip(
     assert page.evaluate("sessionStorage.getItem('aigc-api-key')") == team.key
     assert page.evaluate("localStorage.length") == 0
     assert fits_the_width(page)
-    page.screenshot(path=shots / "batches.png", full_page=True)
+    full_page_screenshot(page, shots / "batches.png")
+    assert labels_missing(page) == []
 
     batch.get_by_role("link").click()
     expect(page).to_have_url(f"{api_url}/ui/batches/{batch_id}")
@@ -101,7 +108,8 @@ def test_sign_in_follow_a_batch_open_it_and_download_its_zip(
     )
     assert audio_status == "200 audio/wav"
     assert fits_the_width(page)
-    page.screenshot(path=shots / "batch.png", full_page=True)
+    full_page_screenshot(page, shots / "batch.png")
+    assert labels_missing(page) == []
 
     page.get_by_label("Search custom_id or prompt").fill("owl")
     expect(items).to_have_count(1)
@@ -182,7 +190,7 @@ def test_submit_batches_from_csv_and_jsonl_files(
         "from a table", timeout=TIMEOUT_MS
     )
     assert fits_the_width(page)
-    page.screenshot(path=tmp_path / "screenshots" / "submitted.png", full_page=True)
+    full_page_screenshot(page, tmp_path / "screenshots" / "submitted.png")
 
     page.get_by_role("link", name="All batches").click()
     jsonl = b'{"custom_id": "j1", "kind": "text", "model": "echo", "prompt": "line one"}\n'
@@ -256,7 +264,8 @@ def test_a_campaign_from_a_csv_to_its_zip(
     expect(page.locator("#preview-title")).to_have_text(f"campaign.csv: {rows} rows")
     expect(page.locator("table.mapping tbody tr")).to_have_count(4)
     expect(page.locator("table.sample tbody tr").first).to_contain_text("row-000")
-    page.screenshot(path=tmp_path / "screenshots" / "preview.png", full_page=True)
+    full_page_screenshot(page, tmp_path / "screenshots" / "preview.png")
+    assert labels_missing(page) == []
     page.get_by_role("button", name=f"Submit {rows} jobs").click()
 
     expect(page).to_have_url(re.compile(r"/ui/batches/[0-9a-f-]{36}$"))

@@ -12,7 +12,13 @@ import httpx
 import pytest
 
 from tests.conftest import TeamKey
-from tests.ui.conftest import CHROMIUM, TIMEOUT_MS, fits_the_width, full_page_screenshot
+from tests.ui.conftest import (
+    CHROMIUM,
+    TIMEOUT_MS,
+    fits_the_width,
+    full_page_screenshot,
+    labels_missing,
+)
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -49,6 +55,7 @@ def test_submit_one_image_job_and_follow_it_to_its_image(
     page.get_by_label("seed", exact=True).fill("42")
     assert fits_the_width(page)
     full_page_screenshot(page, shots / "job-form.png")
+    assert labels_missing(page) == []
 
     # Out of range: the API's answer names the parameter and no job is made.
     page.get_by_label("width", exact=True).fill("4096")
@@ -80,6 +87,7 @@ def test_submit_one_image_job_and_follow_it_to_its_image(
     expect(card).to_contain_text("a lighthouse at dusk")
     assert fits_the_width(page)
     full_page_screenshot(page, shots / "job.png")
+    assert labels_missing(page) == []
 
     with page.expect_download() as download:
         page.get_by_role("link", name="Download artifact 0").click()

@@ -43,7 +43,10 @@
     var lines = ["Error " + status + ": " + error.message];
     (error.errors || []).slice(0, ERRORS_SHOWN).forEach(function (item) {
       var where = item.line ? "line " + item.line + ", " : "";
-      lines.push(where + (item.field || "") + ": " + item.message);
+      var line = where + (item.field || "") + ": " + item.message;
+      if (error.message.indexOf(line) < 0) { // one field's error is often the message itself
+        lines.push(line);
+      }
     });
     return lines.join("\n");
   }
