@@ -47,11 +47,13 @@ test: install test-servers  ## the test suite, on real PostgreSQL, Redis, Celery
 # The suite again on the embedded servers, less what does not depend on which servers run:
 # unit, model, deployment, metrics and artifact-store tests, the API fuzz and schema checks,
 # the worker's own behaviours (cancel, time limits, Flower events), the webhook signing and
-# SSRF checks and the SDK's tests (HTTP only), which `make test` covers once.
+# SSRF checks, the SDK's tests (HTTP only) and the browser tests (the page, not the servers),
+# which `make test` covers once.
 EMBEDDED_SKIP := tests/faults tests/unit tests/models tests/deploy tests/metrics tests/storage \
 	tests/api/test_fuzz.py tests/api/test_openapi.py tests/workers/test_cancel.py \
 	tests/workers/test_time_limit.py tests/workers/test_busy_worker_events.py \
-	tests/webhooks/test_ssrf.py tests/webhooks/test_signing.py tests/client
+	tests/webhooks/test_ssrf.py tests/webhooks/test_signing.py tests/client \
+	tests/ui/test_browser.py tests/ui/test_browser_job.py
 test-embedded: install test-servers  ## the server-facing tests on the embedded servers even where local ones run
 	AIGC_TEST_EMBEDDED=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not slow" -ra \
 		$(addprefix --ignore=,$(EMBEDDED_SKIP))
