@@ -35,6 +35,7 @@ from db.tables import Job
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.filters["age"] = lambda since: age(datetime.now(UTC) - since)
+templates.env.globals["final_statuses"] = FINAL_BATCH_STATUSES
 static_files = StaticFiles(directory=HERE / "static")
 
 BATCHES_SHOWN = 50  # the newest batches on the list; older ones through the API

@@ -57,6 +57,8 @@ def page() -> Iterator[Page]:
         )
         context = browser.new_context(viewport=PHONE, accept_downloads=True)
         context.set_default_timeout(TIMEOUT_MS)
+        # expect() has a timeout of its own, 5 s unless told: too short on a loaded machine.
+        sync_api.expect.set_options(timeout=TIMEOUT_MS)
         try:
             yield context.new_page()
         finally:

@@ -72,7 +72,7 @@ def test_sign_in_follow_a_batch_open_it_and_download_its_zip(
     expect(page.locator("#team")).to_have_text(team.name)
     batch = page.locator(f"li.batch:has(a:text('{batch_id}'))")
     # Polled every 2 s: queued, running, then completed without a reload.
-    expect(batch).to_have_attribute("data-status", "completed", timeout=TIMEOUT_MS)
+    expect(batch).to_have_attribute("data-status", "completed")
     expect(batch.locator("progress")).to_have_attribute("value", str(ITEMS))
     assert page.evaluate("sessionStorage.getItem('aigc-api-key')") == team.key
     assert page.evaluate("localStorage.length") == 0
@@ -186,9 +186,7 @@ def test_submit_batches_from_csv_and_jsonl_files(
     expect(page).to_have_url(re.compile(r"/ui/batches/[0-9a-f-]{36}$"))
     items = page.locator("li.item")
     expect(items).to_have_count(2)
-    expect(items.filter(has_text="t1").locator("pre.preview")).to_have_text(
-        "from a table", timeout=TIMEOUT_MS
-    )
+    expect(items.filter(has_text="t1").locator("pre.preview")).to_have_text("from a table")
     assert fits_the_width(page)
     full_page_screenshot(page, tmp_path / "screenshots" / "submitted.png")
 
@@ -196,7 +194,7 @@ def test_submit_batches_from_csv_and_jsonl_files(
     jsonl = b'{"custom_id": "j1", "kind": "text", "model": "echo", "prompt": "line one"}\n'
     _upload(page, "jobs.jsonl", jsonl, "application/x-ndjson")
     expect(page).to_have_url(re.compile(r"/ui/batches/[0-9a-f-]{36}$"))
-    expect(page.locator("li.item pre.preview")).to_have_text("line one", timeout=TIMEOUT_MS)
+    expect(page.locator("li.item pre.preview")).to_have_text("line one")
 
     page.get_by_role("link", name="All batches").click()
     expect(page.locator("li.batch")).to_have_count(2)
@@ -230,6 +228,17 @@ def test_cancel_a_queued_batch_then_retry_it(
     expect(status).to_have_text("queued")
     expect(page.locator("li.item[data-status=queued]")).to_have_count(len(jobs))
     expect(page.get_by_role("button", name="Cancel batch")).to_be_visible()
+
+    # The same from the list, where each batch has its buttons.
+    page.get_by_role("link", name="All batches").click()
+    listed = page.locator(f"li.batch:has(a:text('{batch_id}'))")
+    expect(listed).to_have_attribute("data-status", "queued")
+    expect(listed).to_contain_text("the oldest has waited")
+    page.once("dialog", lambda dialog: dialog.accept())
+    listed.get_by_role("button", name=f"Cancel batch {batch_id}").click()
+    expect(listed).to_have_attribute("data-status", "canceled")
+    listed.get_by_role("button", name=f"Retry failed and canceled jobs of batch {batch_id}").click()
+    expect(listed).to_have_attribute("data-status", "queued")
 
 
 @pytest.mark.parametrize(

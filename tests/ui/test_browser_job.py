@@ -14,7 +14,6 @@ import pytest
 from tests.conftest import TeamKey
 from tests.ui.conftest import (
     CHROMIUM,
-    TIMEOUT_MS,
     fits_the_width,
     full_page_screenshot,
     labels_missing,
@@ -72,7 +71,7 @@ def test_submit_one_image_job_and_follow_it_to_its_image(
 
     # Followed live: queued or running at first, then its image without a reload.
     status = page.locator("#job-status")
-    expect(status).to_have_text("succeeded", timeout=TIMEOUT_MS)
+    expect(status).to_have_text("succeeded")
     image = page.get_by_role("img", name=f"Image 0 for {job_id}")
     expect(image).to_be_visible()
     # Lazy-loaded: visible before its bytes arrive.

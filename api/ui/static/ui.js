@@ -169,7 +169,7 @@
     }
   });
 
-  // Cancel and retry: the /v1 routes, then the batch page again as it now stands.
+  // Cancel and retry: the /v1 routes, then the fragment the button names as it now stands.
   document.addEventListener("click", function (event) {
     var button = event.target.closest("button[data-action]");
     if (!button || (button.dataset.confirm && !window.confirm(button.dataset.confirm))) {
@@ -178,7 +178,10 @@
     button.disabled = true;
     post(button.dataset.action, null, "application/json")
       .then(function () {
-        htmx.ajax("GET", "/ui/parts/batches/" + button.dataset.batch, { target: "#main" });
+        var target = button.dataset.thenTarget;
+        htmx.ajax("GET", button.dataset.then, {
+          target: target, swap: target === "#main" ? "innerHTML" : "outerHTML",
+        });
       })
       .catch(function () { button.disabled = false; });
   });
