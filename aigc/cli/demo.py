@@ -12,7 +12,7 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from aigc.cli.common import EXTENSIONS, TINY_NOTICE, MissingApiKey, api_key
+from aigc.cli.common import EXTENSIONS, TINY_NOTICE, MissingApiKey, api_key, api_key_path
 from aigc.client import ApiError, Client, Job
 from aigc.settings import Settings
 from aigc.vocab import FINAL_JOB_STATUSES, JobStatus
@@ -82,7 +82,14 @@ def run_demo(settings: Settings, console: Console, *, timeout_s: float) -> int:
         if settings.profile == "offline":
             console.print(f"[yellow]{TINY_NOTICE}[/]")
         client = cleanup.enter_context(Client(api_url, key))
-        return _submit_and_follow(client, console, settings.var_dir / "demo", timeout_s)
+        outcome = _submit_and_follow(client, console, settings.var_dir / "demo", timeout_s)
+        if outcome == 0:
+            console.print(
+                f"Next: `make up`, open {api_url}/ui and sign in with the key in "
+                f"{api_key_path(settings)} to run a batch from a CSV file.",
+                highlight=False,
+            )
+        return outcome
     return 1  # unreachable: ExitStack does not swallow exceptions
 
 

@@ -54,6 +54,10 @@ def up(
     try:
         with run_stack(settings, flower=flower) as stack:
             console.print(f"[bold green]aigc-jobs is up[/]: API {stack.api_url} (docs at /docs)")
+            console.print(
+                f"Web page: {stack.api_url}/ui (sign in with the API key below)",
+                highlight=False,
+            )
             made = "new admin key" if stack.api_key_created else "admin key"
             console.print(
                 f"API key: {made} of team default in {stack.api_key_file} "
