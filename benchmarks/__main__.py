@@ -27,6 +27,7 @@ from benchmarks import (
     results,
     storage,
     throughput,
+    watermark,
     webhooks,
 )
 from benchmarks.report import rounded
@@ -53,6 +54,7 @@ MODEL_BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
 # Benchmarks that start what they need themselves in the run's work directory.
 STANDALONE_BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "storage": storage.run,
+    "watermark": watermark.run,
 }
 ALL = (*SERVICE_BENCHMARKS, *MODEL_BENCHMARKS, *STANDALONE_BENCHMARKS)
 
