@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     # Seconds a signed artifact URL stays valid: long enough for a CMS to fetch it, short
     # enough that a leaked link soon stops working. At most 7 days.
     url_ttl_s: int = Field(3600, ge=1, le=7 * 24 * 3600)
+    # C2PA content credentials (aigc.content_credentials): the signing certificate chain
+    # (PEM, leaf first) and its private key, and the roots a verifier trusts. Unset: a test
+    # CA made on first use in <var_dir>, which suits one machine and tests only.
+    c2pa_signing_cert: Path | None = None
+    c2pa_signing_key: Path | None = None
+    c2pa_trust_anchors: Path | None = None
     flower_port: int = DEFAULT_FLOWER_PORT
     # Flower's basic-auth credentials, `user:password` (several separated by commas). Flower
     # can revoke tasks and read every task's arguments, so `aigc flower` refuses to start
