@@ -5,8 +5,8 @@ byte reads as Invalid; a file without a manifest, as none."""
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
