@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     # the admin key `aigc up` wrote to AIGC_VAR_DIR/api-key. A secret: never in reprs or logs.
     api_key: SecretStr | None = None
 
+    # Global moderation rules, a YAML or JSON file (aigc.moderation.load_rules_file): read by
+    # the dispatcher (prompts) and the workers (generated text) as they start.
+    moderation_rules: Path | None = None
+
     max_prompt_chars: int = Field(32_000, ge=1)
     # Any request body but batch and file uploads.
     max_request_bytes: int = Field(1024 * 1024, ge=1)
