@@ -15,9 +15,12 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from db.tables import AuditEvent
+from db.teams import KeyOwner
 
 # What the dispatcher and workers act as: no key, no role.
 SYSTEM_ACTOR = "system"
+# Whoever held a signed artifact URL: no key was shown.
+SIGNED_URL_ACTOR = "signed_url"
 
 
 class AuditAction(StrEnum):
@@ -38,6 +41,10 @@ class Actor:
     team_id: uuid.UUID | None
     key_prefix: str | None
     role: str
+
+
+def key_actor(owner: KeyOwner) -> Actor:
+    return Actor(owner.team_id, owner.key_prefix, str(owner.role))
 
 
 def record(
