@@ -47,7 +47,7 @@ def upgrade() -> None:
     # The job_events trigger (0009) records any other status change as `completed`, so a
     # job ending blocked needs nothing more there. The new check is added NOT VALID and then
     # validated: a scan that does not hold writers off the hot table.
-    op.drop_constraint("ck_jobs_status", "jobs", type_="check")
+    op.drop_constraint(op.f("ck_jobs_status"), "jobs", type_="check")
     op.execute(f"ALTER TABLE jobs ADD CONSTRAINT ck_jobs_status CHECK ({NEW_STATUSES}) NOT VALID")
     op.execute("ALTER TABLE jobs VALIDATE CONSTRAINT ck_jobs_status")
     # Which rule refused the job, at which stage; NULL for all others (a catalog-only change).
@@ -129,5 +129,5 @@ def downgrade() -> None:
     op.drop_column("jobs", "moderation")
     # Blocked jobs become failed ones: the old check knows no `blocked`.
     op.execute("UPDATE jobs SET status = 'failed' WHERE status = 'blocked'")
-    op.drop_constraint("ck_jobs_status", "jobs", type_="check")
+    op.drop_constraint(op.f("ck_jobs_status"), "jobs", type_="check")
     op.execute(f"ALTER TABLE jobs ADD CONSTRAINT ck_jobs_status CHECK ({OLD_STATUSES})")
