@@ -118,10 +118,11 @@ def normalise(text: str) -> str:
 
 
 def is_unspaced(term: str) -> bool:
-    """Whether the term is written in a script without word spacing (any of its letters)."""
+    """Whether the term is written in a script without word spacing (any of its letters;
+    half-width forms count as their script once NFKC has made them full-width)."""
     return any(
         unicodedata.name(char, "").split(" ", 1)[0] in UNSPACED_SCRIPTS
-        for char in term
+        for char in unicodedata.normalize("NFKC", term)
         if not char.isspace()
     )
 

@@ -64,9 +64,8 @@ def get_rule(
 
 
 def team_names(session: Session, team_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
-    return dict(
-        session.execute(select(Team.id, Team.name).where(Team.id.in_(list(team_ids)))).tuples()
-    )
+    rows = session.execute(select(Team.id, Team.name).where(Team.id.in_(list(team_ids))))
+    return {team_id: name for team_id, name in rows}
 
 
 def prompts(
@@ -100,6 +99,8 @@ def block_jobs(
                 error_code=ErrorCode.CONTENT_BLOCKED,
                 error_message=match.message(),
                 moderation=match.details(stage),
+                # Taken with its chunk but never sent: no broker ever held it.
+                dispatched_at=None,
                 finished_at=func.now(),
             )
             .returning(Job.id)

@@ -75,7 +75,7 @@ def audit(
         events = query_events(
             session, limit=limit, team_id=_team_id(session, team), action=action, since=moment
         )
-        names = dict(session.execute(select(Team.id, Team.name)).tuples())
+        names = {team_id: name for team_id, name in session.execute(select(Team.id, Team.name))}
     rows: list[dict[str, Any]] = [
         {
             "id": event.id,
