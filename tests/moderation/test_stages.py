@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from aigc.settings import Settings
@@ -19,6 +20,11 @@ from tests.conftest import TeamKey
 from tests.moderation.conftest import Rig
 from workers.execution import execute_jobs
 from workers.runtime import create_runtime
+
+
+def _blocked_count(team: TeamKey, reason: str) -> float:
+    labels = {"team": team.name, "reason": reason}
+    return REGISTRY.get_sample_value("aigc_jobs_blocked_total", labels) or 0.0
 
 
 def test_refused_prompts_never_reach_the_broker(rig: Rig, team: TeamKey) -> None:
@@ -35,6 +41,7 @@ def test_refused_prompts_never_reach_the_broker(rig: Rig, team: TeamKey) -> None
             ("bombastic pipes", {}),  # not the whole term
         ],
     )
+    before = _blocked_count(team, "violence")
     rig.dispatcher.refill()
 
     sent = rig.sent()
@@ -56,6 +63,7 @@ def test_refused_prompts_never_reach_the_broker(rig: Rig, team: TeamKey) -> None
         assert batch is not None
         counts = batch_counts(session, [batch])[batch.id]
     assert counts[JobStatus.BLOCKED] == 4 and counts[JobStatus.QUEUED] == 2
+    assert _blocked_count(team, "violence") - before == 3  # aigc_jobs_blocked_total
 
     # The log outlives each test's clean state: this test's rows are its jobs'.
     mine = {str(job_id) for job_id in ids}
