@@ -47,14 +47,14 @@ def test_a_batch_with_refused_prompts(
         job["custom_id"]: job
         for job in client.get(f"/v1/batches/{batch['id']}/jobs").json()["data"]
     }
-    for custom_id, rule in (("en", "weapons"), ("zh", "weapons"), ("re", "ssn")):
+    for custom_id, rule_name in (("en", "weapons"), ("zh", "weapons"), ("re", "ssn")):
         job = jobs[custom_id]
         assert job["status"] == "blocked"
         assert job["error"]["code"] == "content_blocked"
         assert job["error"]["moderation"] == {
-            "rule": rule,
+            "rule": rule_name,
             "rule_id": job["error"]["moderation"]["rule_id"],
-            "reason_code": "violence" if rule == "weapons" else "pii",
+            "reason_code": "violence" if rule_name == "weapons" else "pii",
             "stage": "input",
         }
         assert job["artifacts"] == []
