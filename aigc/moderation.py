@@ -1,11 +1,11 @@
 """Moderation: refuse abuse before it costs GPU time.
 
 A `Moderator` looks at text (a prompt, a negative prompt, a generated text) and says
-which rule it breaks, if any. `RuleSet` is the one built in: term lists and regular
-expressions, global (a rules file, and rows with no team) and per team. A classifier
-(a transformers text-classification model) would be another implementation of the same
-protocol, run in the same places: the dispatcher before a job is sent to a worker
-(stage "input") and the worker before a text output is stored (stage "output").
+which rule it breaks, if any. `RuleSet` is the main one: term lists and regular
+expressions, global (a rules file, and rows with no team) and per team. `ClassifierModerator`
+is the optional other: a transformers text-classification model (AIGC_MODERATION_CLASSIFIER).
+Both run in the same places: the dispatcher before a job is sent to a worker (stage
+"input") and the worker before a text output is stored (stage "output").
 
 Matching is on NFKC-normalised, case-folded text, so full-width letters, ligatures and
 case variants match the plain term. A term in a script written without spaces between
@@ -203,6 +203,30 @@ class RuleSet:
 
     def __add__(self, other: RuleSet) -> RuleSet:
         return RuleSet((*self.rules, *other.rules))
+
+
+class Scores(Protocol):
+    def __call__(self, texts: Sequence[str]) -> list[dict[str, float]]: ...
+
+
+class ClassifierModerator:
+    """A text classifier as a Moderator: a text is refused when one of `labels` scores at
+    least `threshold`; the reason code is the label (lowercase)."""
+
+    def __init__(
+        self, scores: Scores, *, model: str, labels: Iterable[str], threshold: float
+    ) -> None:
+        self._scores = scores
+        self.model = model
+        self.labels = {label.casefold() for label in labels}
+        self.threshold = threshold
+
+    def check(self, texts: Iterable[str]) -> Match | None:
+        for per_label in self._scores([text for text in texts if text]):
+            for label, score in per_label.items():
+                if label.casefold() in self.labels and score >= self.threshold:
+                    return Match(f"classifier:{self.model}", "classifier", label.casefold())
+        return None
 
 
 def _compile(rule: Rule) -> regex.Pattern[str]:

@@ -55,7 +55,7 @@ from workers.metrics import (
     JOBS_RETURNED,
     serve_dispatcher_metrics,
 )
-from workers.moderation import RulesCache, file_rules
+from workers.moderation import RulesCache, classifier, file_rules
 from workers.routing import ALL_QUEUES
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ class Dispatcher:
         self.leading = False
         self._sweep_paused_until = 0.0
         # Prompts are checked against these before a chunk goes to the broker.
-        self.moderation = RulesCache(file_rules(settings))
+        self.moderation = RulesCache(file_rules(settings), classifier(settings))
 
     def chunk_size(self, model: str, kind: str) -> int:
         sizes = self.settings.chunk_sizes
@@ -225,12 +225,11 @@ class Dispatcher:
     ) -> queue_queries.DispatchedChunk:
         """The input stage, in the transaction that took the chunk: jobs whose prompt or
         negative prompt breaks a rule end blocked, audited, and are not sent; the rest go."""
-        rules = self.moderation.for_team(team)
-        if not rules:
+        if not self.moderation.active(team):
             return taken
         refused: dict[uuid.UUID, Match] = {}
         for job_id, prompt, negative in moderation_queries.prompts(session, taken.job_ids):
-            match = rules.check([prompt, negative or ""])
+            match = self.moderation.check(team, [prompt, negative or ""])
             if match is not None:
                 refused[job_id] = match
         if not refused:

@@ -11,7 +11,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aigc.moderation import InvalidRule, Match, Rule, RuleSet, load_rules_file
+from aigc.moderation import (
+    ClassifierModerator,
+    InvalidRule,
+    Match,
+    Moderator,
+    Rule,
+    RuleSet,
+    load_rules_file,
+)
 from aigc.settings import Settings
 from aigc.vocab import JobStatus
 from db.jobs import ClaimedJob
@@ -36,12 +44,29 @@ def file_rules(settings: Settings) -> RuleSet:
     return load_rules_file(path) if path is not None else RuleSet(())
 
 
+def classifier(settings: Settings) -> Moderator | None:
+    """The classifier AIGC_MODERATION_CLASSIFIER names, loaded now; None when unset."""
+    if settings.moderation_classifier is None:
+        return None
+    from models.classifier import TextClassifier
+
+    model = TextClassifier(settings.moderation_classifier)
+    return ClassifierModerator(
+        model.scores,
+        model=settings.moderation_classifier,
+        labels=settings.moderation_classifier_labels,
+        threshold=settings.moderation_classifier_threshold,
+    )
+
+
 class RulesCache:
     """Each team's rules (the file's, then the database's global ones, then its own),
     compiled once per rules version."""
 
-    def __init__(self, file_rules: RuleSet) -> None:
+    def __init__(self, file_rules: RuleSet, classifier: Moderator | None = None) -> None:
         self.file_rules = file_rules
+        # Run after a team's rules pass, for every team.
+        self.classifier = classifier
         self.version: int | None = None
         self._global = file_rules
         self._teams: dict[uuid.UUID, RuleSet] = {}
@@ -62,6 +87,17 @@ class RulesCache:
 
     def for_team(self, team_id: uuid.UUID | None) -> RuleSet:
         return self._teams.get(team_id, self._global) if team_id else self._global
+
+    def check(self, team_id: uuid.UUID | None, texts: Sequence[str]) -> Match | None:
+        """The team's rules, then the classifier."""
+        match = self.for_team(team_id).check(texts)
+        if match is None and self.classifier is not None:
+            match = self.classifier.check(texts)
+        return match
+
+    def active(self, team_id: uuid.UUID | None) -> bool:
+        """Whether there is anything to check this team's texts against."""
+        return bool(self.for_team(team_id)) or self.classifier is not None
 
 
 def _compiled(rules: Sequence[Rule]) -> RuleSet:
@@ -101,9 +137,11 @@ def screen_outputs(
     if not any(output_texts(artifacts) for artifacts in outputs):
         return list(jobs), list(outputs)
     cache.refresh(source)
+    if not any(cache.active(job.team_id) for job in jobs):
+        return list(jobs), list(outputs)
     passed: list[tuple[ClaimedJob, list[Artifact]]] = []
     for job, artifacts in zip(jobs, outputs, strict=True):
-        match = cache.for_team(job.team_id).check(output_texts(artifacts))
+        match = cache.check(job.team_id, output_texts(artifacts))
         if match is None:
             passed.append((job, artifacts))
             continue

@@ -17,7 +17,7 @@ from db.job_store import JobStore, SqlJobStore
 from db.session import make_session_factory
 from workers.heartbeat import Heartbeat
 from workers.model_cache import ModelCache
-from workers.moderation import RulesCache, file_rules
+from workers.moderation import RulesCache, classifier, file_rules
 
 
 @dataclass
@@ -50,7 +50,7 @@ def create_runtime(settings: Settings) -> WorkerRuntime:
         models=ModelCache(settings.model_dir, settings.model_cache_size),
         heartbeat=Heartbeat(jobs, worker_name, settings.lease_s),
         worker_name=worker_name,
-        moderation=RulesCache(file_rules(settings)),
+        moderation=RulesCache(file_rules(settings), classifier(settings)),
     )
 
 
