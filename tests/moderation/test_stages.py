@@ -65,6 +65,16 @@ def test_refused_prompts_never_reach_the_broker(rig: Rig, team: TeamKey) -> None
     assert counts[JobStatus.BLOCKED] == 4 and counts[JobStatus.QUEUED] == 2
     assert _blocked_count(team, "violence") - before == 3  # aigc_jobs_blocked_total
 
+    # Each refusal ends its job for event streams and webhooks too: a `completed` event.
+    with rig.session_factory() as session:
+        events = session.execute(
+            sa.text("SELECT job_id, type, status, error_code FROM job_events")
+        ).all()
+    assert sorted(e.job_id for e in events) == sorted(refused)
+    assert {(e.type, e.status, e.error_code) for e in events} == {
+        ("completed", "blocked", "content_blocked")
+    }
+
     # The log outlives each test's clean state: this test's rows are its jobs'.
     mine = {str(job_id) for job_id in ids}
     blocked_events = [e for e in rig.audit("job.blocked") if e.target_id in mine]
