@@ -39,6 +39,8 @@ class ErrorCode(StrEnum):
     OUT_OF_MEMORY = "out_of_memory"
     CANCELED = "canceled"
     GENERATION_FAILED = "generation_failed"
+    # Refused by moderation (the job ends `blocked`).
+    CONTENT_BLOCKED = "content_blocked"
     # Anything else: a bug, logged with its traceback.
     INTERNAL_ERROR = "internal_error"
 

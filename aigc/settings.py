@@ -75,6 +75,16 @@ class Settings(BaseSettings):
     # the admin key `aigc up` wrote to AIGC_VAR_DIR/api-key. A secret: never in reprs or logs.
     api_key: SecretStr | None = None
 
+    # Global moderation rules, a YAML or JSON file (aigc.moderation.load_rules_file): read by
+    # the dispatcher (prompts) and the workers (generated text) as they start.
+    moderation_rules: Path | None = None
+    # An optional text-classification model (a hub id or a local directory) run after the
+    # rules, on the CPU; the dispatcher and text workers then need the `ml` extra. A text is
+    # refused when one of the labels scores at least the threshold.
+    moderation_classifier: str | None = None
+    moderation_classifier_labels: list[str] = Field(default_factory=lambda: ["toxic"])
+    moderation_classifier_threshold: float = Field(0.5, ge=0.0, le=1.0)
+
     max_prompt_chars: int = Field(32_000, ge=1)
     # Any request body but batch and file uploads.
     max_request_bytes: int = Field(1024 * 1024, ge=1)

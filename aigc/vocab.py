@@ -27,13 +27,16 @@ __all__ = [
 
 
 class JobStatus(StrEnum):
-    """queued → running → succeeded | failed | canceled (and running → queued on a retry)."""
+    """queued → running → succeeded | failed | canceled (and running → queued on a retry);
+    queued → blocked when moderation refuses the prompt before dispatch, running → blocked
+    when it refuses a generated text."""
 
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELED = "canceled"
+    BLOCKED = "blocked"
 
 
 ACTIVE_JOB_STATUSES: tuple[JobStatus, ...] = (JobStatus.QUEUED, JobStatus.RUNNING)
@@ -41,6 +44,7 @@ FINAL_JOB_STATUSES: tuple[JobStatus, ...] = (
     JobStatus.SUCCEEDED,
     JobStatus.FAILED,
     JobStatus.CANCELED,
+    JobStatus.BLOCKED,
 )
 
 

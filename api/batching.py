@@ -15,6 +15,7 @@ from aigc.vocab import BatchApi
 from api.auth import Caller
 from api.quotas import check_queue
 from api.validation import ValidJob
+from db import audit
 from db.batches import create_batch
 from db.tables import Batch
 
@@ -108,6 +109,15 @@ def accept_batch(
         key_prefix=caller.key_prefix,
         api=api,
         **openai_fields,
+    )
+    # One audit row for the batch, never one per job: a batch may hold 50,000.
+    audit.record(
+        session,
+        audit.key_actor(caller),
+        audit.AuditAction.BATCH_SUBMITTED,
+        target_type="batch",
+        target_id=batch.id,
+        details={"jobs": batch.total, "api": str(api), "priority": priority},
     )
     if before_commit is not None:
         before_commit(batch)

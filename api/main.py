@@ -30,6 +30,7 @@ from api.routes import (
     health,
     jobs,
     models,
+    moderation,
     webhooks,
 )
 from api.ui import job_pages
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         models,
         webhooks,
         admin,
+        moderation,
         health,
     ):
         app.include_router(module.router)

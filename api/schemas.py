@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
+from aigc import moderation
 from aigc.settings import MAX_RETENTION_S
 from aigc.ssrf import MAX_URL_CHARS
 from aigc.vocab import (
@@ -100,9 +101,31 @@ class BatchJobCreate(JobRequest):
     custom_id: str | None = Field(None, min_length=1, max_length=256)
 
 
+class JobModeration(BaseModel):
+    """Why moderation refused a blocked job: the rule (by name and id), its reason code, and
+    whether the prompt (`input`) or the generated text (`output`) broke it."""
+
+    rule: str
+    rule_id: str
+    reason_code: str
+    stage: Literal["input", "output"]
+
+
 class JobError(BaseModel):
-    code: str = Field(description="A stable error code: timeout, worker_lost, invalid_input, ...")
+    code: str = Field(
+        description="A stable error code: timeout, worker_lost, invalid_input, content_blocked, ..."
+    )
     message: str
+    moderation: JobModeration | None = Field(
+        None, description="A blocked job's refusal (code content_blocked); absent otherwise."
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_moderation(self, handler: Any) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("moderation") is None:
+            data.pop("moderation", None)
+        return data
 
 
 class JobProgress(BaseModel):
@@ -211,6 +234,7 @@ class BatchCounts(BaseModel):
     succeeded: int
     failed: int
     canceled: int
+    blocked: int = Field(description="Jobs moderation refused (see each job's error)")
 
 
 class BatchPublic(BaseModel):
@@ -602,3 +626,92 @@ class WebhookSecrets(BaseModel):
     rotation's overlap the previous one signs too (each message carries both signatures)."""
 
     data: list[WebhookSecretPublic]
+
+
+# Moderation and audit (admin routes) ----------------------------------------------------
+
+
+class RuleCreate(BaseModel):
+    """A moderation rule: a list of terms (whole words; a term in a script without word
+    spacing, such as Chinese or Thai, anywhere in the text) or a regular expression.
+    Matching ignores case and Unicode width/compatibility forms (NFKC)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "team": "marketing",
+                    "name": "weapons",
+                    "kind": "terms",
+                    "terms": ["pipe bomb", "炸弹"],
+                    "reason_code": "violence",
+                },
+                {
+                    "name": "ssn",
+                    "kind": "regex",
+                    "pattern": r"\b\d{3}-\d{2}-\d{4}\b",
+                    "reason_code": "pii",
+                },
+            ]
+        },
+    )
+
+    team: TeamName | None = Field(None, description="The team it applies to; omitted: every team.")
+    name: str = Field(min_length=1, max_length=moderation.MAX_NAME_CHARS)
+    kind: Literal["terms", "regex"]
+    terms: (
+        list[Annotated[str, Field(min_length=1, max_length=moderation.MAX_TERM_CHARS)]] | None
+    ) = Field(None, min_length=1, max_length=moderation.MAX_TERMS, description="For kind terms.")
+    pattern: str | None = Field(
+        None,
+        min_length=1,
+        max_length=moderation.MAX_PATTERN_CHARS,
+        description="For kind regex: searched with a timeout; one that times out refuses the job.",
+    )
+    reason_code: str = Field(
+        max_length=moderation.MAX_REASON_CHARS, pattern=moderation.REASON_PATTERN
+    )
+    enabled: bool = True
+
+
+class RulePublic(BaseModel):
+    id: uuid.UUID
+    object: Literal["moderation_rule"] = "moderation_rule"
+    team: str | None = Field(description="null: a global rule")
+    name: str
+    kind: Literal["terms", "regex"]
+    terms: list[str] | None
+    pattern: str | None
+    reason_code: str
+    enabled: bool
+    created_by: str | None
+    created_at: datetime
+
+
+class RuleList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[RulePublic]
+
+
+class BlockedJob(BaseModel):
+    """A job moderation refused, as an operator reviews it."""
+
+    id: uuid.UUID
+    team: str
+    kind: Kind
+    model: str
+    prompt: str
+    batch_id: uuid.UUID | None
+    line: int | None
+    custom_id: str | None
+    key_prefix: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    moderation: JobModeration | None
+
+
+class BlockedJobList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[BlockedJob]
+    next_cursor: str | None

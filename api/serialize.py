@@ -8,7 +8,7 @@ from aigc.settings import Settings
 from aigc.signing import UrlSigner
 from aigc.storage import ArtifactStore
 from api.downloads import is_expired, presigned_ttl
-from api.schemas import ArtifactPublic, JobError, JobProgress, JobPublic
+from api.schemas import ArtifactPublic, JobError, JobModeration, JobProgress, JobPublic
 from db.tables import ARTIFACT_FACTS, Artifact, Job
 
 
@@ -45,7 +45,13 @@ def job_public(
     request: Request, settings: Settings, job: Job, *, signed_urls: bool = True
 ) -> JobPublic:
     error = (
-        JobError(code=job.error_code, message=job.error_message or "") if job.error_code else None
+        JobError(
+            code=job.error_code,
+            message=job.error_message or "",
+            moderation=JobModeration.model_validate(job.moderation) if job.moderation else None,
+        )
+        if job.error_code
+        else None
     )
     progress = (
         JobProgress(done=job.progress_done, total=job.progress_total)

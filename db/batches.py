@@ -194,8 +194,10 @@ def batch_status(batch: Batch, counts: BatchCounts) -> BatchStatus:
         return BatchStatus.QUEUED
     if counts.active:
         return BatchStatus.RUNNING
-    # Failed only when nothing could run: no job succeeded and some failed.
-    if counts[JobStatus.SUCCEEDED] == 0 and counts[JobStatus.FAILED] > 0:
+    # Failed only when nothing could run: no job succeeded and some failed (a job refused
+    # by moderation failed for a cause, too).
+    refused = counts[JobStatus.FAILED] + counts[JobStatus.BLOCKED]
+    if counts[JobStatus.SUCCEEDED] == 0 and refused > 0:
         return BatchStatus.FAILED
     return BatchStatus.COMPLETED
 

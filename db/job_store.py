@@ -11,7 +11,10 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from aigc.moderation import Match, Rule, Stage
+from db import audit
 from db import jobs as job_queries
+from db import moderation as moderation_queries
 from db.dispatch_queue import notify_dispatcher
 from db.jobs import ClaimedJob, NewArtifact
 
@@ -71,6 +74,17 @@ class JobStore(Protocol):
         error_message: str,
     ) -> str | None:
         """Back to queued (or failed after max_attempts); the new status, None if not ours."""
+        ...
+
+    def block(self, job_id: uuid.UUID, *, worker: str, attempt: int, match: Match) -> str | None:
+        """running → blocked (its output refused), audited; the team's name, None if the
+        job is no longer this run."""
+        ...
+
+    def moderation_rules(
+        self, known_version: int | None
+    ) -> tuple[int, dict[uuid.UUID | None, list[Rule]]] | None:
+        """Every enabled rule by team, with their version; None while still at `known_version`."""
         ...
 
 
@@ -173,3 +187,25 @@ class SqlJobStore:
                 error_code=error_code,
                 error_message=error_message,
             )
+
+    def block(self, job_id: uuid.UUID, *, worker: str, attempt: int, match: Match) -> str | None:
+        with self.session_factory.begin() as session:
+            notify_dispatcher(session)
+            team_id = moderation_queries.block_run(
+                session, job_id, worker=worker, attempt=attempt, match=match
+            )
+            if team_id is None:
+                return None
+            audit.record_many(
+                session, audit.blocked_rows([(team_id, job_id, match.details(Stage.OUTPUT))])
+            )
+            return moderation_queries.team_names(session, [team_id]).get(team_id, str(team_id))
+
+    def moderation_rules(
+        self, known_version: int | None
+    ) -> tuple[int, dict[uuid.UUID | None, list[Rule]]] | None:
+        with self.session_factory() as session:
+            version = moderation_queries.rules_version(session)
+            if version == known_version:
+                return None
+            return version, moderation_queries.enabled_rules(session)

@@ -142,6 +142,8 @@ class ClaimedJob(NamedTuple):
     attempts: int
     # Seconds it waited queued before this claim, on the database's clock (metrics).
     waited_s: float = 0.0
+    # Whose rules its output is checked against (workers.moderation).
+    team_id: uuid.UUID | None = None
 
 
 def claim_jobs(
@@ -176,16 +178,19 @@ def claim_jobs(
             Job.params,
             Job.attempts,
             func.extract("epoch", func.now() - Job.queued_at),
+            Job.team_id,
         )
     ).all()
     claimed = (
-        ClaimedJob(job_id, kind, model, prompt, params, attempts, max(0.0, float(waited_s)))
-        for job_id, kind, model, prompt, params, attempts, waited_s in rows
+        ClaimedJob(
+            job_id, kind, model, prompt, params, attempts, max(0.0, float(waited_s)), team_id
+        )
+        for job_id, kind, model, prompt, params, attempts, waited_s, team_id in rows
     )
     return sorted(claimed, key=lambda job: job.id)
 
 
-def _this_run(
+def this_run(
     runs: Mapping[uuid.UUID, int],
     worker: str,
     statuses: Sequence[JobStatus] = (JobStatus.RUNNING,),
@@ -206,7 +211,7 @@ def still_running(session: Session, *, runs: Mapping[uuid.UUID, int], worker: st
     """Whether any of these runs is still running as this worker's: False once all were
     canceled (or taken over). One primary-key lookup that stops at the first row, cheap
     enough for a worker to ask between every two denoising steps or tokens."""
-    found = session.scalar(select(Job.id).where(_this_run(runs, worker)).limit(1))
+    found = session.scalar(select(Job.id).where(this_run(runs, worker)).limit(1))
     return found is not None
 
 
@@ -227,7 +232,7 @@ def store_progress(
     """
     statuses = (JobStatus.RUNNING, JobStatus.CANCELED) if final else (JobStatus.RUNNING,)
     result = session.execute(
-        update(Job).where(_this_run(runs, worker, statuses)).values(_progress_values((done, total)))
+        update(Job).where(this_run(runs, worker, statuses)).values(_progress_values((done, total)))
     )
     return affected_rows(result)
 
@@ -237,9 +242,7 @@ def renew_leases(
 ) -> int:
     """The worker's heartbeat: extend the lease of its runs that are still running."""
     result = session.execute(
-        update(Job)
-        .where(_this_run(runs, worker))
-        .values(lease_expires_at=seconds_from_now(lease_s))
+        update(Job).where(this_run(runs, worker)).values(lease_expires_at=seconds_from_now(lease_s))
     )
     return affected_rows(result)
 
@@ -270,7 +273,7 @@ def succeed_jobs(
         job_id: (team_id, key_prefix, expires_at)
         for job_id, team_id, key_prefix, expires_at in session.execute(
             update(Job)
-            .where(_this_run(runs, worker))
+            .where(this_run(runs, worker))
             .values(
                 status=JobStatus.SUCCEEDED,
                 finished_at=func.now(),
@@ -322,7 +325,7 @@ def fail_job(
     """running → failed with the error; False when the job is no longer this run."""
     result = session.execute(
         update(Job)
-        .where(_this_run({job_id: attempt}, worker))
+        .where(this_run({job_id: attempt}, worker))
         .values(
             status=JobStatus.FAILED,
             error_code=error_code,
@@ -352,7 +355,7 @@ def release_job(
         values = {"status": JobStatus.FAILED, "finished_at": func.now(), "lease_expires_at": None}
     values.update(error_code=error_code, error_message=error_message)
     status: str = values["status"]
-    result = session.execute(update(Job).where(_this_run({job_id: attempt}, worker)).values(values))
+    result = session.execute(update(Job).where(this_run({job_id: attempt}, worker)).values(values))
     return status if affected_rows(result) == 1 else None
 
 

@@ -176,6 +176,8 @@ class Job(TeamOwned, Base):
     # (aigc.webhooks.events.EventFilter values). NULL for most jobs: no default, no index.
     webhook: Mapped[str | None] = mapped_column(Text)
     webhook_events_filter: Mapped[list[str] | None] = mapped_column(JSONB)
+    # A blocked job's refusal: {rule, rule_id, reason_code, stage}; NULL for all others.
+    moderation: Mapped[dict[str, str] | None] = mapped_column(JSONB)
 
     artifacts: Mapped[list[Artifact]] = relationship(
         back_populates="job", order_by="Artifact.index", cascade="all, delete-orphan"
@@ -413,3 +415,42 @@ class WebhookCursor(Base):
     txid: Mapped[int] = mapped_column(BigInteger)
     event_id: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ModerationRule(Base):
+    """A moderation rule: a team's own, or global (team_id NULL) beside the rules file's.
+    Any change moves moderation_state.rules_version (a trigger, migration 0012)."""
+
+    __tablename__ = "moderation_rules"
+    __table_args__ = (CheckConstraint("kind IN ('terms', 'regex')", name="kind"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid7)
+    team_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(8))
+    terms: Mapped[list[str] | None] = mapped_column(JSONB)
+    pattern: Mapped[str | None] = mapped_column(Text)
+    reason_code: Mapped[str] = mapped_column(String(64))
+    enabled: Mapped[bool] = mapped_column(default=True, server_default="true")
+    # The key that made it (its prefix).
+    created_by: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class AuditEvent(Base):
+    """Who did what: append-only (a trigger refuses UPDATE, DELETE and TRUNCATE)."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    team_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    key_prefix: Mapped[str | None] = mapped_column(String(16))
+    # admin or member (the key's role), or `system` for the dispatcher and workers.
+    actor_role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32))
+    target_type: Mapped[str | None] = mapped_column(String(16))
+    target_id: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)

@@ -158,7 +158,8 @@ def clean_state(db_engine: sa.Engine, redis_url: str) -> None:
     with db_engine.begin() as conn:
         conn.exec_driver_sql(
             "TRUNCATE jobs, artifacts, batches, files, idempotency_keys, job_events, "
-            "webhook_endpoints, webhook_secrets, webhook_deliveries, webhook_attempts CASCADE"
+            "webhook_endpoints, webhook_secrets, webhook_deliveries, webhook_attempts, "
+            "moderation_rules CASCADE"
         )
     client = redis.Redis.from_url(redis_url)
     client.flushdb()

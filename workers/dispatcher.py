@@ -28,6 +28,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 
 from celery import Celery
@@ -35,17 +36,26 @@ from redis import Redis
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from aigc.moderation import Match, Stage
 from aigc.settings import Settings
 from aigc.storage import ArtifactStore, open_store
 from aigc.vocab import KINDS
+from db import audit
 from db import dispatch_queue as queue_queries
 from db import idempotency as idempotency_queries
 from db import jobs as job_queries
+from db import moderation as moderation_queries
 from db import retention as retention_queries
 from workers.dispatch import Chunk, publish_chunks
 from workers.fair_share import FairShare
 from workers.leadership import lead_while_locked
-from workers.metrics import DISPATCHED_JOBS, JOBS_RETURNED, serve_dispatcher_metrics
+from workers.metrics import (
+    DISPATCHED_JOBS,
+    JOBS_BLOCKED,
+    JOBS_RETURNED,
+    serve_dispatcher_metrics,
+)
+from workers.moderation import RulesCache, classifier, file_rules
 from workers.routing import ALL_QUEUES
 
 log = logging.getLogger(__name__)
@@ -115,6 +125,8 @@ class Dispatcher:
         # Whether this one holds the leader lock now (only the leader reports the queues).
         self.leading = False
         self._sweep_paused_until = 0.0
+        # Prompts are checked against these before a chunk goes to the broker.
+        self.moderation = RulesCache(file_rules(settings), classifier(settings))
 
     def chunk_size(self, model: str, kind: str) -> int:
         sizes = self.settings.chunk_sizes
@@ -125,6 +137,14 @@ class Dispatcher:
         returns the chunks sent. Stops at the first broker error (the jobs of the chunk
         that failed wait again)."""
         backlog = self._messages_waiting()
+        with self.session_factory() as session:
+            self.moderation.refresh(
+                lambda known: (
+                    None
+                    if (version := moderation_queries.rules_version(session)) == known
+                    else (version, moderation_queries.enabled_rules(session))
+                )
+            )
         sent = 0
         for kind in KINDS:
             room = self.settings.dispatch_window - backlog[kind]
@@ -180,10 +200,14 @@ class Dispatcher:
                     chunk_size=lambda model: self.chunk_size(model, kind),
                     at_most=may_run.get(team),
                 )
+                if taken is not None:
+                    taken = self._screen(session, team, taken)
             if taken is None:
                 teams.remove(team)
                 share.drop(team)
                 continue
+            if not taken.job_ids:
+                continue  # all refused: nothing to send, the team's next chunk may go
             share.charge(team, len(taken.job_ids), weights[team])
             if team in in_flight:
                 in_flight[team] += len(taken.job_ids)
@@ -195,6 +219,34 @@ class Dispatcher:
             sent += 1
             DISPATCHED_JOBS.labels(kind).inc(len(chunk.job_ids))
         return sent
+
+    def _screen(
+        self, session: Session, team: uuid.UUID, taken: queue_queries.DispatchedChunk
+    ) -> queue_queries.DispatchedChunk:
+        """The input stage, in the transaction that took the chunk: jobs whose prompt or
+        negative prompt breaks a rule end blocked, audited, and are not sent; the rest go."""
+        if not self.moderation.active(team):
+            return taken
+        refused: dict[uuid.UUID, Match] = {}
+        for job_id, prompt, negative in moderation_queries.prompts(session, taken.job_ids):
+            match = self.moderation.check(team, [prompt, negative or ""])
+            if match is not None:
+                refused[job_id] = match
+        if not refused:
+            return taken
+        blocked = moderation_queries.block_jobs(session, refused, stage=Stage.INPUT)
+        audit.record_many(
+            session,
+            audit.blocked_rows(
+                [(team, job_id, refused[job_id].details(Stage.INPUT)) for job_id in blocked]
+            ),
+        )
+        name = moderation_queries.team_names(session, [team]).get(team, str(team))
+        for job_id in blocked:
+            JOBS_BLOCKED.labels(name, refused[job_id].reason_code).inc()
+        log.info("%d jobs of team %s refused by moderation", len(blocked), name)
+        kept = tuple(job_id for job_id in taken.job_ids if job_id not in refused)
+        return taken._replace(job_ids=kept)
 
     def maintain(self) -> RoundReport:
         """Reap expired leases, rebuild what the broker lost of the window, forget old

@@ -21,6 +21,7 @@ from models.base import Artifact, CancelCheck, GenerationRequest, Generator
 from models.errors import GenerationCanceled
 from workers import metrics
 from workers.model_cache import release_device_memory
+from workers.moderation import screen_chunk_outputs
 from workers.retry import retry_transient
 from workers.runtime import WorkerRuntime
 
@@ -151,6 +152,10 @@ def _record_success(
     progress: tuple[int, int] | None,
     outcome: dict[str, int],
 ) -> None:
+    # Generated text passes moderation before anything is stored; a refused job ends blocked.
+    jobs, outputs = screen_chunk_outputs(runtime, jobs, outputs, outcome)
+    if not jobs:
+        return
     stored = {
         job.id: _describe_artifacts(job, artifacts)
         for job, artifacts in zip(jobs, outputs, strict=True)

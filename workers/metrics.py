@@ -83,6 +83,13 @@ JOBS_RETURNED = Counter(
     ["reason"],
 )
 
+JOBS_BLOCKED = Counter(
+    "aigc_jobs_blocked_total",
+    "Jobs moderation refused, by team and reason code: at input (the dispatcher, before any "
+    "GPU time) or at output (a worker, before a generated text is stored).",
+    ["team", "reason"],
+)
+
 
 class BusyClock(Collector):
     """Seconds this worker spent running chunks, the one running now included, so that

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from aigc.catalog import Catalog, build_catalog
 from aigc.connections import database_engine
+from aigc.moderation import RuleSet
 from aigc.settings import Settings, get_settings
 from aigc.storage import ArtifactStore, open_store
 from db.job_store import JobStore, SqlJobStore
 from db.session import make_session_factory
 from workers.heartbeat import Heartbeat
 from workers.model_cache import ModelCache
+from workers.moderation import RulesCache, classifier, file_rules
 
 
 @dataclass
@@ -29,6 +31,8 @@ class WorkerRuntime:
     heartbeat: Heartbeat
     # Recorded on each job it runs; also guards the final UPDATE (only the claimant finishes).
     worker_name: str
+    # The rules generated text is checked against before it is stored.
+    moderation: RulesCache = field(default_factory=lambda: RulesCache(RuleSet(())))
 
 
 def create_runtime(settings: Settings) -> WorkerRuntime:
@@ -46,6 +50,7 @@ def create_runtime(settings: Settings) -> WorkerRuntime:
         models=ModelCache(settings.model_dir, settings.model_cache_size),
         heartbeat=Heartbeat(jobs, worker_name, settings.lease_s),
         worker_name=worker_name,
+        moderation=RulesCache(file_rules(settings), classifier(settings)),
     )
 
 

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from aigc.cli.audit import audit, blocked
 from aigc.cli.batch import batch_app
 from aigc.cli.common import TINY_NOTICE
 from aigc.cli.teams import keys_app, teams_app
@@ -27,6 +28,8 @@ app.add_typer(models_app, name="models")
 app.add_typer(batch_app, name="batch")
 app.add_typer(teams_app, name="teams")
 app.add_typer(keys_app, name="keys")
+app.command()(audit)
+app.command()(blocked)
 
 console = Console()
 

@@ -75,7 +75,7 @@ class CommandFailed(Exception):
 
 
 @contextmanager
-def _session() -> Iterator[Session]:
+def database_session() -> Iterator[Session]:
     """A session on AIGC_DATABASE_URL, committed when the command succeeds; a missing URL,
     an unreachable database or a CommandFailed end the command with one line."""
     from aigc.connections import database_engine
@@ -231,7 +231,7 @@ def teams_create(
 
     limits = _limits(weight, max_queued, max_running, rate, artifact_retention, file_retention)
     body = _validated(TeamCreate, {"name": name, **limits})
-    with _session() as session:
+    with database_session() as session:
         try:
             team = team_queries.create_team(session, **body.model_dump())
         except IntegrityError as exc:
@@ -244,7 +244,7 @@ def teams_list() -> None:
     """Every team with its share and limits."""
     from db import teams as team_queries
 
-    with _session() as session:
+    with database_session() as session:
         console.print(_teams_table(list(team_queries.list_teams(session))))
 
 
@@ -270,7 +270,7 @@ def teams_update(
             "--artifact-retention, --file-retention"
         )
     body = _validated(TeamLimits, changes)
-    with _session() as session:
+    with database_session() as session:
         team = team_queries.get_team(session, name)
         if team is None:
             raise CommandFailed(f"team {name} does not exist")
@@ -295,7 +295,7 @@ def keys_create(
     from db import teams as team_queries
 
     _validated(KeyCreate, {"team": team, "role": role, "name": name})
-    with _session() as session:
+    with database_session() as session:
         row = team_queries.get_team(session, team)
         if row is None:
             raise CommandFailed(f"team {team} does not exist")
@@ -314,7 +314,7 @@ def keys_list(
     """Keys, oldest first: prefix, team, role, name, times (never the keys)."""
     from db import teams as team_queries
 
-    with _session() as session:
+    with database_session() as session:
         row = None
         if team is not None:
             row = team_queries.get_team(session, team)
@@ -346,7 +346,7 @@ def keys_revoke(
     """Revoke a key: from now on the API answers it 401."""
     from db import teams as team_queries
 
-    with _session() as session:
+    with database_session() as session:
         key = team_queries.get_key(session, prefix)
         if key is None:
             raise CommandFailed(f"key {prefix} does not exist")

@@ -18,9 +18,20 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="allow", protected_namespaces=())
 
 
+class JobModeration(_Model):
+    """Why moderation refused a job: the rule, its reason code, the stage (input/output)."""
+
+    rule: str
+    rule_id: str
+    reason_code: str
+    stage: str
+
+
 class JobError(_Model):
     code: str
     message: str
+    # Only for a blocked job (code content_blocked).
+    moderation: JobModeration | None = None
 
 
 class JobProgress(_Model):
@@ -71,6 +82,8 @@ class BatchCounts(_Model):
     succeeded: int
     failed: int
     canceled: int
+    # Refused by moderation; 0 from a server that predates it.
+    blocked: int = 0
 
 
 class Batch(_Model):

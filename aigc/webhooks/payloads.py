@@ -45,8 +45,10 @@ def job_data(job: Job, event: JobEvent) -> dict[str, Any]:
         "custom_id": job.custom_id,
         "progress": event.progress,
     }
-    if event.status == JobStatus.FAILED:
+    if event.status in (JobStatus.FAILED, JobStatus.BLOCKED):
         data["error"] = {"code": event.error_code, "message": job.error_message or ""}
+        if job.moderation:
+            data["error"]["moderation"] = job.moderation
     if event.type == "completed" and event.status == JobStatus.SUCCEEDED:
         data["artifacts"] = [
             {

@@ -205,7 +205,9 @@ def openai_batch_object(batch: Batch, counts: batch_queries.BatchCounts) -> dict
             "total": counts.total,
             "completed": counts[JobStatus.SUCCEEDED],
             # Cancelled requests are in the error file, so they count as failed.
-            "failed": counts[JobStatus.FAILED] + counts[JobStatus.CANCELED],
+            "failed": counts[JobStatus.FAILED]
+            + counts[JobStatus.CANCELED]
+            + counts[JobStatus.BLOCKED],
         },
         "metadata": batch.meta,
     }
@@ -215,7 +217,9 @@ def openai_status(batch: Batch, counts: batch_queries.BatchCounts) -> str:
     native = batch_queries.batch_status(batch, counts)
     if native == BatchStatus.CANCELED and counts[JobStatus.CANCELED] == 0:
         # The cancel came after every request had finished: nothing was cancelled.
-        nothing_succeeded = counts[JobStatus.SUCCEEDED] == 0 and counts[JobStatus.FAILED]
+        nothing_succeeded = counts[JobStatus.SUCCEEDED] == 0 and (
+            counts[JobStatus.FAILED] + counts[JobStatus.BLOCKED]
+        )
         native = BatchStatus.FAILED if nothing_succeeded else BatchStatus.COMPLETED
     return STATUSES[native]
 
@@ -319,7 +323,7 @@ class _Renderer:
                 return {**line, "response": None, "error": gone}, False
             response = {"status_code": 200, "request_id": str(job.id), "body": body}
             return {**line, "response": response, "error": None}, True
-        if job.status == JobStatus.FAILED:
+        if job.status in (JobStatus.FAILED, JobStatus.BLOCKED):
             return {**line, **_failure(job)}, False
         error = {"code": "batch_cancelled", "message": "the batch was cancelled before it ran"}
         return {**line, "response": None, "error": error}, False
@@ -399,7 +403,8 @@ def _failure(job: Job) -> dict[str, Any]:
     500 otherwise) and the error's type and message."""
     code = job.error_code or "internal_error"
     message = job.error_message or ""
-    client_error = code == ErrorCode.INVALID_INPUT
+    # The request's own content was at fault: refused input, or refused by moderation.
+    client_error = code in (ErrorCode.INVALID_INPUT, ErrorCode.CONTENT_BLOCKED)
     response = {
         "status_code": 400 if client_error else 500,
         "request_id": str(job.id),

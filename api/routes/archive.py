@@ -22,7 +22,7 @@ from aigc.client.models import Artifact, ResultLine
 from aigc.errors import Conflict
 from aigc.settings import Settings
 from aigc.storage import ArtifactStore
-from api.auth import authenticate
+from api.auth import CallerDep, authenticate
 from api.deps import SessionDep, SettingsDep, StoreDep
 from api.downloads import NOSNIFF, is_expired
 from api.results_csv import safe_row
@@ -33,6 +33,7 @@ from api.routes.batches import (
     result_chunks,
     result_line,
 )
+from db import audit
 from db import batches as batch_queries
 from db.scope import scoped_like
 
@@ -168,6 +169,7 @@ def batch_archive(
     batch_id: uuid.UUID,
     request: Request,
     session: SessionDep,
+    caller: CallerDep,
     settings: SettingsDep,
     store: StoreDep,
 ) -> StreamingResponse:
@@ -175,6 +177,15 @@ def batch_archive(
     batch = batch_with_results(session, batch_id)
     if not batch_finished(session, batch):
         raise Conflict(f"batch {batch_id} is still running: its archive is ready when it ends")
+    audit.record(
+        session,
+        audit.key_actor(caller),
+        audit.AuditAction.ARCHIVE_DOWNLOADED,
+        target_type="batch",
+        target_id=batch_id,
+        team_id=batch.team_id,
+    )
+    session.commit()
     factory = request.app.state.session_factory
     # Each page's session is scoped as this request's is: it reads only the caller's rows.
     return StreamingResponse(

@@ -15,6 +15,7 @@ from api.auth import CredentialsDep, authenticate
 from api.deps import SessionDep, SettingsDep, StoreDep
 from api.downloads import check_not_expired, presigned_ttl, stored_response
 from api.schemas import BINARY
+from db import audit
 from db import jobs as job_queries
 
 # No router-wide authentication: the route authenticates a key itself where the URL is not
@@ -64,16 +65,28 @@ def artifact_content(
     signed URL (`expires`, `signature`) needs no key and decides alone; without one, the
     API key's team must own the artifact."""
     if expires is None and signature is None:
-        authenticate(session, credentials)  # 401, or the session sees only the team's rows
+        # 401, or the session sees only the team's rows.
+        actor = audit.key_actor(authenticate(session, credentials))
     else:
         signer: UrlSigner = request.app.state.url_signer
         signer.check(artifact_id, expires, signature)  # 403
+        actor = audit.Actor(None, None, audit.SIGNED_URL_ACTOR)
     artifact = job_queries.get_artifact(session, artifact_id)
     if artifact is None:
         raise NotFound("artifact", artifact_id)
     check_not_expired("artifact", artifact_id, artifact.expires_at)
     if not store.exists(artifact.storage_key):
         raise Gone(f"the bytes of artifact {artifact_id} are no longer stored")
+    audit.record(
+        session,
+        actor,
+        audit.AuditAction.ARTIFACT_DOWNLOADED,
+        target_type="artifact",
+        target_id=artifact_id,
+        team_id=artifact.team_id,
+        details={"job_id": str(artifact.job_id)},
+    )
+    session.commit()
     return stored_response(
         request,
         store,

@@ -77,6 +77,7 @@ from api.schemas import (
 )
 from api.serialize import job_public
 from api.validation import parse_batch_job
+from db import audit
 from db import batches as batch_queries
 from db import jobs as job_queries
 from db import retention as retention_queries
@@ -559,6 +560,7 @@ def batch_results(
     batch_id: uuid.UUID,
     request: Request,
     session: SessionDep,
+    caller: CallerDep,
     settings: SettingsDep,
     store: StoreDep,
     format: Annotated[
@@ -570,6 +572,16 @@ def batch_results(
     artifact's url, mime type, sha256 and facts (text output inline). With `format=csv`, the
     same as CSV: one row per artifact, text output inline."""
     batch = batch_with_results(session, batch_id)
+    audit.record(
+        session,
+        audit.key_actor(caller),
+        audit.AuditAction.RESULTS_DOWNLOADED,
+        target_type="batch",
+        target_id=batch_id,
+        team_id=batch.team_id,
+        details={"format": str(format)},
+    )
+    session.commit()
     if format == ResultsFormat.CSV:
         return _csv_results(request, session, settings, store, batch_id)
     filename = f"batch-{batch_id}-results.jsonl"

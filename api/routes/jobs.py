@@ -31,6 +31,7 @@ from api.routes.webhooks import valid_webhook_url
 from api.schemas import JobCreate, JobList, JobPublic
 from api.serialize import job_public
 from api.validation import StrictJsonRoute, validate_job
+from db import audit
 from db import batches as batch_queries
 from db import jobs as job_queries
 
@@ -82,6 +83,14 @@ def submit_job(
         priority=valid.priority,
         webhook=webhook,
         webhook_events_filter=[str(word) for word in dict.fromkeys(body.webhook_events_filter)],
+    )
+    audit.record(
+        session,
+        audit.key_actor(caller),
+        audit.AuditAction.JOB_SUBMITTED,
+        target_type="job",
+        target_id=job.id,
+        details={"kind": job.kind, "model": job.model},
     )
     public = job_public(request, settings, job)
     location = f"/v1/jobs/{job.id}"

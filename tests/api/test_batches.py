@@ -37,6 +37,7 @@ def test_json_batch_is_stored_waiting_for_the_dispatcher(
         "succeeded": 0,
         "failed": 0,
         "canceled": 0,
+        "blocked": 0,
     }
     assert batch["priority"] == "low" and batch["metadata"] == {"team": "x"}
     assert count_jobs(db_engine) == 46

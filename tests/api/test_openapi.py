@@ -72,6 +72,10 @@ OPERATIONS = {
     ("post", "/v1/admin/keys"): "create_key",
     ("get", "/v1/admin/keys"): "list_keys",
     ("post", "/v1/admin/keys/{prefix}/revoke"): "revoke_key",
+    ("get", "/v1/admin/blocked"): "list_blocked",
+    ("post", "/v1/moderation/rules"): "create_rule",
+    ("get", "/v1/moderation/rules"): "list_rules",
+    ("delete", "/v1/moderation/rules/{rule_id}"): "delete_rule",
     ("get", "/healthz"): "healthz",
     ("get", "/readyz"): "readyz",
 }

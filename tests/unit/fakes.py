@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from aigc.catalog import build_catalog
+from aigc.errors import ErrorCode
 from aigc.ids import uuid7
+from aigc.moderation import Match, Rule
 from aigc.settings import Settings
 from aigc.storage import LocalStore
 from aigc.vocab import JobStatus
@@ -50,6 +52,8 @@ class FakeJobStore:
         self.status_checks = 0
         # Raised (then cleared) by the next claim: a database blip.
         self.claim_error: Exception | None = None
+        # Global moderation rules; their count is their version.
+        self.global_rules: list[Rule] = []
 
     def add(self, prompt: str, **params: Any) -> uuid.UUID:
         job_id = uuid7()  # time-ordered, as real ids: a chunk runs in submission order
@@ -150,6 +154,19 @@ class FakeJobStore:
         else:
             job.status = JobStatus.FAILED
         return job.status
+
+    def block(self, job_id: uuid.UUID, *, worker: str, attempt: int, match: Match) -> str | None:
+        if not self._ours(job_id, attempt, worker, (JobStatus.RUNNING,)):
+            return None
+        job = self.jobs[job_id]
+        job.status, job.error_code = JobStatus.BLOCKED, ErrorCode.CONTENT_BLOCKED
+        return "fake-team"
+
+    def moderation_rules(
+        self, known_version: int | None
+    ) -> tuple[int, dict[uuid.UUID | None, list[Rule]]] | None:
+        version = len(self.global_rules)
+        return None if version == known_version else (version, {None: list(self.global_rules)})
 
     def statuses(self) -> dict[str, str]:
         """Each job's status, by prompt."""
