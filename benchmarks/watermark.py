@@ -119,11 +119,7 @@ def run(work_dir: Path, *, quick: bool) -> dict[str, Any]:
     }
     embed_ms = statistics.median(embed_s) * 1000
     png_ms = statistics.median(png_s) * 1000
-    worst_named = min(
-        rates[sort][name]
-        for sort in rates
-        for name in NAMED_EDITS
-    )
+    worst_named = min(rates[sort][name] for sort in rates for name in NAMED_EDITS)
     return comparison(
         description=(
             f"Invisible watermark on {count} smooth and {count} noise {SIZE}x{SIZE} images: "
