@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from sqlalchemy import and_, func, insert, select, text, tuple_, update
@@ -47,6 +47,8 @@ class NewArtifact:
     sha256: str
     storage_key: str
     facts: dict[str, int | float]
+    # Made by the worker before storing: the label inside the bytes names it.
+    id: uuid.UUID = field(default_factory=uuid7)
 
 
 def create_job(
@@ -140,6 +142,7 @@ class ClaimedJob(NamedTuple):
     prompt: str
     params: dict[str, Any]
     attempts: int
+    team_id: uuid.UUID
     # Seconds it waited queued before this claim, on the database's clock (metrics).
     waited_s: float = 0.0
 
@@ -175,12 +178,15 @@ def claim_jobs(
             Job.prompt,
             Job.params,
             Job.attempts,
+            Job.team_id,
             func.extract("epoch", func.now() - Job.queued_at),
         )
     ).all()
     claimed = (
-        ClaimedJob(job_id, kind, model, prompt, params, attempts, max(0.0, float(waited_s)))
-        for job_id, kind, model, prompt, params, attempts, waited_s in rows
+        ClaimedJob(
+            job_id, kind, model, prompt, params, attempts, team_id, max(0.0, float(waited_s))
+        )
+        for job_id, kind, model, prompt, params, attempts, team_id, waited_s in rows
     )
     return sorted(claimed, key=lambda job: job.id)
 
@@ -283,7 +289,7 @@ def succeed_jobs(
     }
     rows = [
         {
-            "id": uuid7(),
+            "id": artifact.id,
             "job_id": job_id,
             "team_id": team_id,
             "key_prefix": key_prefix,
