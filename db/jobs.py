@@ -412,3 +412,22 @@ def requeue_jobs(
 
 def get_artifact(session: Session, artifact_id: uuid.UUID) -> Artifact | None:
     return session.get(Artifact, artifact_id)
+
+
+class ArtifactOrigin(NamedTuple):
+    job_id: uuid.UUID
+    batch_id: uuid.UUID | None
+    team_id: uuid.UUID
+
+
+def artifact_origin(session: Session, artifact_id: uuid.UUID) -> ArtifactOrigin | None:
+    """The job, batch and team an artifact came from, whichever team owns it: a query on
+    the tables themselves, which team scoping (db.scope) does not filter, so a verifier can
+    say "ours, not yours". The caller decides what of it to show."""
+    artifacts, jobs = Artifact.__table__, Job.__table__
+    row = session.execute(
+        select(jobs.c.id, jobs.c.batch_id, jobs.c.team_id)
+        .select_from(artifacts.join(jobs, artifacts.c.job_id == jobs.c.id))
+        .where(artifacts.c.id == artifact_id)
+    ).first()
+    return ArtifactOrigin(*row) if row is not None else None

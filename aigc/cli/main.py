@@ -15,6 +15,7 @@ from rich.table import Table
 from aigc.cli.batch import batch_app
 from aigc.cli.common import TINY_NOTICE
 from aigc.cli.teams import keys_app, teams_app
+from aigc.cli.verify import verify_command
 from aigc.settings import get_settings
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(batch_app, name="batch")
 app.add_typer(teams_app, name="teams")
 app.add_typer(keys_app, name="keys")
+app.command("verify")(verify_command)
 
 console = Console()
 

@@ -5,18 +5,30 @@ labels)."""
 from __future__ import annotations
 
 from aigc.labels.label import LabelSigner
+from aigc.private_file import read_private
 from aigc.settings import Settings
 from aigc.signing import load_or_create_key
 
 KEY_FILE = "label-signing-key"
 
 
-def label_signing_key(settings: Settings) -> str:
-    """Raises RuntimeError, saying what to do, when there is neither setting nor file."""
+def label_signing_key(settings: Settings, *, create: bool = True) -> str:
+    """Raises RuntimeError, saying what to do, when there is neither setting nor file. With
+    `create=False` (a verifier) a missing file is an error too: a key made now would call
+    every existing label invalid."""
     if settings.label_signing_key is not None:
         return settings.label_signing_key.get_secret_value()
+    path = settings.var_dir / KEY_FILE
     try:
-        return load_or_create_key(settings.var_dir, KEY_FILE)
+        if create:
+            return load_or_create_key(settings.var_dir, KEY_FILE)
+        key = read_private(path)
+        if not key:
+            raise RuntimeError(
+                f"no label signing key: AIGC_LABEL_SIGNING_KEY is unset and {path} does not "
+                "exist; verify where the deployment's key is (its AIGC_VAR_DIR or setting)"
+            )
+        return key
     except OSError as exc:
         raise RuntimeError(
             f"no label signing key: AIGC_LABEL_SIGNING_KEY is unset and "
@@ -26,5 +38,6 @@ def label_signing_key(settings: Settings) -> str:
         ) from exc
 
 
-def label_signer(settings: Settings) -> LabelSigner:
-    return LabelSigner(label_signing_key(settings).encode(), settings.label_producer)
+def label_signer(settings: Settings, *, create: bool = True) -> LabelSigner:
+    key = label_signing_key(settings, create=create)
+    return LabelSigner(key.encode(), settings.label_producer)

@@ -78,7 +78,7 @@ def detect_format(data: bytes, media_type: str | None = None, filename: str | No
     if filename is not None and filename.lower().endswith((".txt", ".md", ".json")):
         return "text"
     raise UnsupportedFormat(
-        "not a PNG, WAV or text file (text needs a text/* content type or a .txt name)"
+        "not a PNG, WAV or text file (text needs a text/* type, a .txt name or its label)"
     )
 
 
@@ -92,7 +92,12 @@ def verify(
 ) -> VerifyReport:
     """Check the metadata label of `data`; for text, the label is `sidecar` (the
     `.label.json` stored next to it, or the label object of the job response)."""
-    kind = detect_format(data, media_type, filename)
+    try:
+        kind = detect_format(data, media_type, filename)
+    except UnsupportedFormat:
+        if sidecar is None:
+            raise
+        kind = "text"  # only text comes with its label apart
     return VerifyReport(kind, [_metadata_layer(kind, data, signer, sidecar)])
 
 
