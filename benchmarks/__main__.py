@@ -22,6 +22,7 @@ from benchmarks import (
     events,
     fairness,
     generation,
+    labels,
     latency,
     model_load,
     results,
@@ -53,6 +54,7 @@ MODEL_BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
 # Benchmarks that start what they need themselves in the run's work directory.
 STANDALONE_BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "storage": storage.run,
+    "labels": labels.run,
 }
 ALL = (*SERVICE_BENCHMARKS, *MODEL_BENCHMARKS, *STANDALONE_BENCHMARKS)
 

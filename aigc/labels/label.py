@@ -25,7 +25,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,7 +56,7 @@ class Label:
 
     def canonical(self) -> bytes:
         """The signed bytes: every field but the signature, as canonical JSON."""
-        unsigned = asdict(self)
+        unsigned = self.as_dict()
         del unsigned["signature"]
         return json.dumps(
             unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False
@@ -65,11 +65,13 @@ class Label:
     def to_json(self) -> bytes:
         """The label as stored: canonical JSON with the signature."""
         return json.dumps(
-            asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            self.as_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
         ).encode()
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Not dataclasses.asdict: its deep copy is most of a label's cost, and the API
+        # derives one per artifact it lists.
+        return {name: getattr(self, name) for name in FIELD_NAMES}
 
     @classmethod
     def from_json(cls, data: bytes) -> Label:
@@ -85,7 +87,7 @@ class Label:
 
     @classmethod
     def from_dict(cls, raw: Any) -> Label:
-        names = {field.name for field in fields(cls)}
+        names = set(FIELD_NAMES)
         if not isinstance(raw, dict) or set(raw) != names:
             raise MalformedLabel(f"a label is a JSON object with the fields {sorted(names)}")
         if raw["ai_generated"] is not True:
@@ -93,6 +95,9 @@ class Label:
         if not all(isinstance(raw[name], str) for name in names - {"ai_generated"}):
             raise MalformedLabel("every label field but ai_generated is a string")
         return cls(**raw)
+
+
+FIELD_NAMES = tuple(field.name for field in fields(Label))
 
 
 def created_at_of(content_id: uuid.UUID) -> str:
