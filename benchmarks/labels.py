@@ -66,7 +66,10 @@ def _measure(encode: Callable[[], Artifact], runs: int) -> tuple[dict[str, Any],
         "implicit_us": _median_us(lambda: label(False), runs),
         "explicit_us": _median_us(lambda: label(True), runs),
         "verify_us": _median_us(
-            lambda: verify(data, signer, filename=f"a.{artifact.extension}"), runs
+            lambda: verify(
+                data, signer, filename=f"a.{artifact.extension}", sidecar=labelled.sidecar
+            ),
+            runs,
         ),
     }
     return figure, _median_us(encode, runs)
