@@ -111,8 +111,10 @@ def _metadata_layer(
             label = wav.read(data)
         else:
             label = text.read_sidecar(sidecar) if sidecar is not None else None
-    except (MalformedLabel, png.NotPng, wav.NotWav) as exc:
+    except MalformedLabel as exc:
         return LayerReport("metadata", LayerStatus.INVALID, f"the label is damaged: {exc}")
+    except (png.NotPng, wav.NotWav) as exc:
+        return LayerReport("metadata", LayerStatus.INVALID, f"the file is damaged: {exc}")
     if label is None:
         where = "no sidecar given" if kind == "text" else f"no label in the {kind.upper()}"
         return LayerReport("metadata", LayerStatus.MISSING, where)
