@@ -155,16 +155,22 @@ def _record_success(
     progress: tuple[int, int] | None,
     outcome: dict[str, int],
 ) -> None:
-    labelled = {
-        job.id: label_outputs(
-            runtime.labels,
-            job,
-            artifacts,
-            model_revision=model_revision,
-            explicit=runtime.settings.explicit_labels,
-        )
-        for job, artifacts in zip(jobs, outputs, strict=True)
-    }
+    labelled: dict[uuid.UUID, list[Labelled]] = {}
+    for job, job_outputs in zip(jobs, outputs, strict=True):
+        try:
+            labelled[job.id] = label_outputs(
+                runtime.labels,
+                job,
+                job_outputs,
+                model_revision=model_revision,
+                explicit=runtime.settings.explicit_labels,
+            )
+        except Exception as exc:
+            # Never stored unlabelled: a model output the labeller cannot read fails its job.
+            _fail(runtime, job, exc, outcome)
+    jobs = [job for job in jobs if job.id in labelled]
+    if not jobs:
+        return
     stored = {job.id: _describe_artifacts(job, labelled[job.id]) for job in jobs}
     # Bytes first, durable, then the rows that point at them. A store blip (S3 restarting)
     # is waited out like a database one; each put is atomic, so a retry rewrites whole objects.

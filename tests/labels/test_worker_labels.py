@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from aigc.labels import LabelSigner, LayerStatus, verify
+from models.base import Artifact
 from tests.unit.fakes import TEST_LABEL_KEY, FakeGenerator, FakeJobStore, make_runtime
+from workers import explicit_labels
 from workers.execution import execute_jobs
 from workers.explicit_labels import TEXT_PREFIX
 
@@ -33,3 +35,21 @@ def test_stored_text_is_described_and_labelled(tmp_path: Path, explicit: bool) -
     assert report.label is not None
     assert (report.label.content_id, report.label.job_id) == (str(artifact.id), str(job_id))
     assert report.label.team_id == str(jobs.jobs[job_id].team_id)
+
+
+def test_an_output_that_cannot_be_labelled_fails_its_job_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = FakeJobStore()
+    bad, good = jobs.add("bad", max_new_tokens=1), jobs.add("good", max_new_tokens=1)
+    real_mark = explicit_labels.mark
+
+    def mark(artifact: Artifact) -> Artifact:
+        if artifact.data.startswith(b"BAD"):  # the fake generator upper-cases
+            raise UnicodeDecodeError("utf-8", b"", 0, 1, "not text")
+        return real_mark(artifact)
+
+    monkeypatch.setattr(explicit_labels, "mark", mark)
+    runtime = make_runtime(tmp_path, jobs, FakeGenerator(), explicit_labels=True)
+    assert execute_jobs(runtime, [bad, good]) == {"failed": 1, "succeeded": 1}
+    assert jobs.jobs[bad].artifacts == [] and len(jobs.jobs[good].artifacts) == 1
