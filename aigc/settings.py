@@ -65,6 +65,16 @@ class Settings(BaseSettings):
     c2pa_signing_cert: Path | None = None
     c2pa_signing_key: Path | None = None
     c2pa_trust_anchors: Path | None = None
+    # Secret of the AI-generated labels written into every artifact (HMAC-SHA256; at least
+    # 32 characters), the same in every worker and API process, and kept: a label signed
+    # under a lost key no longer verifies. Unset: generated on first start into
+    # <var_dir>/label-signing-key (aigc.labels.keys), which suits one machine only.
+    label_signing_key: SecretStr | None = None
+    # The service provider named in every label (GB 45438-2025's content producer).
+    label_producer: str = Field("aigc-jobs", min_length=1, max_length=128)
+    # Visible labels too: a corner mark on images, an "[AI-generated]" line before text
+    # (audio keeps only its metadata label). Off by default; for every team of the deployment.
+    explicit_labels: bool = False
     flower_port: int = DEFAULT_FLOWER_PORT
     # Flower's basic-auth credentials, `user:password` (several separated by commas). Flower
     # can revoke tasks and read every task's arguments, so `aigc flower` refuses to start
@@ -269,7 +279,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("url_signing_key")
+    @field_validator("url_signing_key", "label_signing_key")
     @classmethod
     def _check_url_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value().strip()) < MIN_SIGNING_KEY_CHARS:

@@ -34,10 +34,11 @@ SIGNATURE_PATTERN = re.compile(r"[0-9a-f]{64}")
 EXPIRES_PATTERN = re.compile(r"[0-9]{1,12}")  # unix seconds, far beyond any real expiry
 
 
-def load_or_create_key(var_dir: Path) -> str:
-    """The key kept in `var_dir`, made on first use. Creation is atomic (a complete file is
-    linked into place), so processes starting together all end up with the same key."""
-    path = var_dir / KEY_FILE
+def load_or_create_key(var_dir: Path, file_name: str = KEY_FILE) -> str:
+    """The key kept in `var_dir`/`file_name`, made on first use. Creation is atomic (a
+    complete file is linked into place), so processes starting together all end up with the
+    same key. Each purpose has its own file: a leaked URL key must not forge labels."""
+    path = var_dir / file_name
     if not path.exists():
         # Where another process made it first, theirs is the key.
         create_private(path, secrets.token_hex(KEY_BYTES) + "\n")

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from aigc.catalog import build_catalog
 from aigc.connections import broker_client, database_engine
+from aigc.labels.keys import label_signer
 from aigc.metrics import mark_dead
 from aigc.settings import Settings, get_settings
 from aigc.signing import UrlSigner
@@ -31,6 +32,7 @@ from api.routes import (
     jobs,
     models,
     moderation,
+    verify,
     webhooks,
 )
 from api.ui import job_pages
@@ -80,6 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Fails the start, saying why, when no signing key can be had (aigc.signing).
     app.state.url_signer = UrlSigner.from_settings(settings)
+    # The same for the label key (aigc.labels.keys): job responses and /v1/verify sign with it.
+    app.state.label_signer = label_signer(settings)
     install_error_handlers(app)
     app.add_middleware(
         BodySizeLimit,
@@ -96,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         artifacts,
         models,
         webhooks,
+        verify,
         admin,
         moderation,
         health,

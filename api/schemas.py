@@ -137,6 +137,23 @@ class JobProgress(BaseModel):
     total: int = Field(ge=0)
 
 
+class LabelPublic(BaseModel):
+    """The artifact's signed AI-generated label (GB 45438-2025 implicit label). PNG and WAV
+    carry it inside their bytes; a text artifact keeps its bytes, so save this object as
+    JSON to verify it: `aigc verify out.txt --sidecar label.json`."""
+
+    ai_generated: bool
+    producer: str = Field(description="The service provider (GB 45438: ContentProducer)")
+    content_id: str = Field(description="The artifact's id (GB 45438: ProduceID)")
+    model: str
+    model_revision: str = Field(description="The model's source in the catalog; empty for tiny")
+    job_id: str
+    team_id: str
+    created_at: str = Field(description="ISO 8601 UTC, the time in the content id")
+    version: str
+    signature: str = Field(description="HMAC-SHA256 under the deployment's label key")
+
+
 class ArtifactPublic(BaseModel):
     id: uuid.UUID
     index: int
@@ -152,6 +169,7 @@ class ArtifactPublic(BaseModel):
     sample_rate: int | None = None
     characters: int | None = None
     tokens: int | None = None
+    label: LabelPublic | None = None
 
     @model_serializer(mode="wrap")
     def _omit_facts_of_other_kinds(self, handler: Any) -> dict[str, Any]:
@@ -715,3 +733,34 @@ class BlockedJobList(BaseModel):
     object: Literal["list"] = "list"
     data: list[BlockedJob]
     next_cursor: str | None
+
+
+class VerifyOrigin(BaseModel):
+    """The job a verified artifact came from, shown to the team that owns it."""
+
+    job_id: uuid.UUID
+    batch_id: uuid.UUID | None
+    team_id: uuid.UUID
+
+
+class VerifyLayer(BaseModel):
+    layer: str = Field(description="Which kind of label: `metadata` (more layers may follow)")
+    status: Literal["valid", "invalid", "missing"]
+    detail: str
+    label: LabelPublic | None
+
+
+class VerifyResult(BaseModel):
+    """What `POST /v1/verify` found in a file."""
+
+    format: Literal["png", "wav", "text"]
+    status: Literal["valid", "invalid", "missing"] = Field(
+        description="invalid if any layer is (altered, or signed elsewhere), else valid if any "
+        "is, else missing (never labelled, or stripped)"
+    )
+    layers: list[VerifyLayer]
+    origin: Literal["your_team", "another_team", "unknown"] = Field(
+        description="For a valid label: whether its content id is one of this deployment's "
+        "artifacts, and whose; `unknown` otherwise"
+    )
+    job: VerifyOrigin | None = Field(description="Only for the team that owns the artifact")

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from aigc.catalog import Catalog
+from aigc.labels import LabelSigner
 from aigc.settings import Settings
 from aigc.signing import UrlSigner
 from aigc.storage import ArtifactStore
 from api.downloads import is_expired, presigned_ttl
-from api.schemas import ArtifactPublic, JobError, JobModeration, JobProgress, JobPublic
+from api.schemas import (
+    ArtifactPublic,
+    JobError,
+    JobModeration,
+    JobProgress,
+    JobPublic,
+    LabelPublic,
+)
 from db.tables import ARTIFACT_FACTS, Artifact, Job
 
 
@@ -39,6 +48,23 @@ def artifact_url(
         signer: UrlSigner = request.app.state.url_signer
         url += "?" + signer.query(artifact.id)
     return url
+
+
+def artifact_label(request: Request, job: Job, artifact: Artifact) -> LabelPublic:
+    """The label the worker wrote into (or next to) the artifact, derived again from its row,
+    its job and the catalog: the same as long as AIGC_LABEL_PRODUCER and the model's catalog
+    source are unchanged since. No read of the store per artifact."""
+    signer: LabelSigner = request.app.state.label_signer
+    catalog: Catalog = request.app.state.catalog
+    spec = catalog.lookup(job.model)
+    label = signer.label(
+        content_id=artifact.id,
+        job_id=job.id,
+        team_id=job.team_id,
+        model=job.model,
+        model_revision=spec.source if spec is not None else "",
+    )
+    return LabelPublic(**label.as_dict())
 
 
 def job_public(
@@ -89,6 +115,7 @@ def job_public(
                 url=artifact_url(request, settings, artifact, signed=signed_urls),
                 expires_at=artifact.expires_at,
                 **{fact: getattr(artifact, fact) for fact in ARTIFACT_FACTS},
+                label=artifact_label(request, job, artifact),
             )
             for artifact in job.artifacts
         ],

@@ -22,6 +22,7 @@ from benchmarks import (
     events,
     fairness,
     generation,
+    labels,
     latency,
     model_load,
     results,
@@ -55,6 +56,7 @@ MODEL_BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
 STANDALONE_BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "storage": storage.run,
     "watermark": watermark.run,
+    "labels": labels.run,
 }
 ALL = (*SERVICE_BENCHMARKS, *MODEL_BENCHMARKS, *STANDALONE_BENCHMARKS)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from sqlalchemy import and_, func, insert, select, text, tuple_, update
@@ -47,6 +47,8 @@ class NewArtifact:
     sha256: str
     storage_key: str
     facts: dict[str, int | float]
+    # Made by the worker before storing: the label inside the bytes names it.
+    id: uuid.UUID = field(default_factory=uuid7)
 
 
 def create_job(
@@ -140,10 +142,9 @@ class ClaimedJob(NamedTuple):
     prompt: str
     params: dict[str, Any]
     attempts: int
+    team_id: uuid.UUID
     # Seconds it waited queued before this claim, on the database's clock (metrics).
     waited_s: float = 0.0
-    # Whose rules its output is checked against (workers.moderation).
-    team_id: uuid.UUID | None = None
 
 
 def claim_jobs(
@@ -177,15 +178,15 @@ def claim_jobs(
             Job.prompt,
             Job.params,
             Job.attempts,
-            func.extract("epoch", func.now() - Job.queued_at),
             Job.team_id,
+            func.extract("epoch", func.now() - Job.queued_at),
         )
     ).all()
     claimed = (
         ClaimedJob(
-            job_id, kind, model, prompt, params, attempts, max(0.0, float(waited_s)), team_id
+            job_id, kind, model, prompt, params, attempts, team_id, max(0.0, float(waited_s))
         )
-        for job_id, kind, model, prompt, params, attempts, waited_s, team_id in rows
+        for job_id, kind, model, prompt, params, attempts, team_id, waited_s in rows
     )
     return sorted(claimed, key=lambda job: job.id)
 
@@ -286,7 +287,7 @@ def succeed_jobs(
     }
     rows = [
         {
-            "id": uuid7(),
+            "id": artifact.id,
             "job_id": job_id,
             "team_id": team_id,
             "key_prefix": key_prefix,
@@ -409,3 +410,22 @@ def requeue_jobs(
 
 def get_artifact(session: Session, artifact_id: uuid.UUID) -> Artifact | None:
     return session.get(Artifact, artifact_id)
+
+
+class ArtifactOrigin(NamedTuple):
+    job_id: uuid.UUID
+    batch_id: uuid.UUID | None
+    team_id: uuid.UUID
+
+
+def artifact_origin(session: Session, artifact_id: uuid.UUID) -> ArtifactOrigin | None:
+    """The job, batch and team an artifact came from, whichever team owns it: a query on
+    the tables themselves, which team scoping (db.scope) does not filter, so a verifier can
+    say "ours, not yours". The caller decides what of it to show."""
+    artifacts, jobs = Artifact.__table__, Job.__table__
+    row = session.execute(
+        select(jobs.c.id, jobs.c.batch_id, jobs.c.team_id)
+        .select_from(artifacts.join(jobs, artifacts.c.job_id == jobs.c.id))
+        .where(artifacts.c.id == artifact_id)
+    ).first()
+    return ArtifactOrigin(*row) if row is not None else None

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from sqlalchemy import Integer, func, literal, select, tuple_, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from aigc.labels.text import sidecar_keys
 from db.session import affected_rows
 from db.tables import Artifact, Batch, File, Team
 
@@ -45,6 +46,10 @@ class Sweep(Protocol):
 
     def due(self, session: Session, *, limit: int) -> list[DueObject]: ...
 
+    def keys_of(self, key: str) -> list[str]:
+        """The stored objects to delete for a row's key: itself, and any sidecar."""
+        ...
+
     def mark_deleted(self, session: Session, deleted: Sequence[DueObject]) -> int: ...
 
 
@@ -55,6 +60,11 @@ class PurgedRows:
 
     name: str
     table: type[Artifact] | type[File]
+    # Text artifacts have their label in a sidecar object, which goes with them.
+    sidecars: bool = False
+
+    def keys_of(self, key: str) -> list[str]:
+        return [key, *sidecar_keys([key])] if self.sidecars else [key]
 
     def due(self, session: Session, *, limit: int) -> list[DueObject]:
         table = self.table
@@ -83,6 +93,9 @@ class BatchResults:
 
     name: str
 
+    def keys_of(self, key: str) -> list[str]:
+        return [key]
+
     def due(self, session: Session, *, limit: int) -> list[DueObject]:
         rows = session.execute(
             select(Batch.id, Batch.results_key)
@@ -102,7 +115,7 @@ class BatchResults:
 
 
 SWEEPS: tuple[Sweep, ...] = (
-    PurgedRows("artifacts", Artifact),
+    PurgedRows("artifacts", Artifact, sidecars=True),
     PurgedRows("files", File),
     BatchResults("batch results"),
 )

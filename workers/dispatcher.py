@@ -282,15 +282,16 @@ class Dispatcher:
                 due = sweep.due(session, limit=self.settings.retention_sweep_rows)
             if not due:
                 continue
+            objects = {key: sweep.keys_of(key) for _, key in due}
             try:
-                gone = self.store.delete_many([key for _, key in due])
+                gone = self.store.delete_many([k for keys in objects.values() for k in keys])
             except OSError as exc:
                 self._sweep_paused_until = time.monotonic() + SWEEP_PAUSE_S
                 log.warning(
                     "retention sweep paused %gs: %s: %s", SWEEP_PAUSE_S, type(exc).__name__, exc
                 )
                 break
-            deleted = [(row_id, key) for row_id, key in due if key in gone]
+            deleted = [(row_id, key) for row_id, key in due if gone.issuperset(objects[key])]
             if deleted:
                 with self.session_factory.begin() as session:
                     swept += sweep.mark_deleted(session, deleted)

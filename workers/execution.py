@@ -15,11 +15,13 @@ from collections.abc import Mapping, Sequence
 from itertools import groupby
 
 from aigc.errors import ErrorCode, JobTimeout, error_code
+from aigc.labels.text import sidecar_key, sidecar_keys
 from aigc.vocab import JobStatus
 from db.jobs import ClaimedJob, NewArtifact
 from models.base import Artifact, CancelCheck, GenerationRequest, Generator
 from models.errors import GenerationCanceled
 from workers import metrics
+from workers.labelling import Labelled, label_outputs
 from workers.model_cache import release_device_memory
 from workers.moderation import screen_chunk_outputs
 from workers.retry import retry_transient
@@ -95,13 +97,14 @@ def _run_model_group(
         except Exception as exc:
             _fail(runtime, job, exc, outcome)
     if runnable:
-        _generate(runtime, generator, runnable, deadline, outcome)
+        _generate(runtime, generator, runnable, spec.source, deadline, outcome)
 
 
 def _generate(
     runtime: WorkerRuntime,
     generator: Generator,  # type: ignore[type-arg]
     runnable: list[Runnable],
+    model_revision: str,
     deadline: float,
     outcome: dict[str, int],
 ) -> None:
@@ -139,16 +142,17 @@ def _generate(
             "chunk of %d failed (%s: %s); retrying halves", len(jobs), type(exc).__name__, exc
         )
         middle = len(runnable) // 2
-        _generate(runtime, generator, runnable[:middle], deadline, outcome)
-        _generate(runtime, generator, runnable[middle:], deadline, outcome)
+        _generate(runtime, generator, runnable[:middle], model_revision, deadline, outcome)
+        _generate(runtime, generator, runnable[middle:], model_revision, deadline, outcome)
         return
-    _record_success(runtime, jobs, outputs, progress.last, outcome)
+    _record_success(runtime, jobs, outputs, model_revision, progress.last, outcome)
 
 
 def _record_success(
     runtime: WorkerRuntime,
     jobs: list[ClaimedJob],
     outputs: list[list[Artifact]],
+    model_revision: str,
     progress: tuple[int, int] | None,
     outcome: dict[str, int],
 ) -> None:
@@ -156,17 +160,31 @@ def _record_success(
     jobs, outputs = screen_chunk_outputs(runtime, jobs, outputs, outcome)
     if not jobs:
         return
-    stored = {
-        job.id: _describe_artifacts(job, artifacts)
-        for job, artifacts in zip(jobs, outputs, strict=True)
-    }
+    labelled: dict[uuid.UUID, list[Labelled]] = {}
+    for job, job_outputs in zip(jobs, outputs, strict=True):
+        try:
+            labelled[job.id] = label_outputs(
+                runtime.labels,
+                job,
+                job_outputs,
+                model_revision=model_revision,
+                explicit=runtime.settings.explicit_labels,
+            )
+        except Exception as exc:
+            # Never stored unlabelled: a model output the labeller cannot read fails its job.
+            _fail(runtime, job, exc, outcome)
+    jobs = [job for job in jobs if job.id in labelled]
+    if not jobs:
+        return
+    stored = {job.id: _describe_artifacts(job, labelled[job.id]) for job in jobs}
     # Bytes first, durable, then the rows that point at them. A store blip (S3 restarting)
     # is waited out like a database one; each put is atomic, so a retry rewrites whole objects.
-    items = [
-        (row.storage_key, output.data)
-        for job, artifacts in zip(jobs, outputs, strict=True)
-        for row, output in zip(stored[job.id], artifacts, strict=True)
-    ]
+    items: list[tuple[str, bytes]] = []
+    for job in jobs:
+        for row, output in zip(stored[job.id], labelled[job.id], strict=True):
+            items.append((row.storage_key, output.artifact.data))
+            if output.sidecar is not None:
+                items.append((sidecar_key(row.storage_key), output.sidecar))
     retry_transient(lambda: runtime.store.put_many(items), what="storing artifacts")
 
     recorded = retry_transient(
@@ -181,8 +199,9 @@ def _record_success(
     for job_id, artifacts in stored.items():
         if job_id not in recorded:
             # Canceled while it ran, or taken over: drop the bytes nobody will look up.
-            for artifact in artifacts:
-                runtime.store.delete(artifact.storage_key)
+            keys = [artifact.storage_key for artifact in artifacts]
+            for key in keys + sidecar_keys(keys):
+                runtime.store.delete(key)
     _count(outcome, "succeeded", len(recorded))
     for job in jobs:
         if job.id in recorded:
@@ -191,22 +210,23 @@ def _record_success(
         _count(outcome, "discarded", len(stored) - len(recorded))
 
 
-def _describe_artifacts(job: ClaimedJob, outputs: list[Artifact]) -> list[NewArtifact]:
+def _describe_artifacts(job: ClaimedJob, outputs: list[Labelled]) -> list[NewArtifact]:
     # Keyed by job and attempt: a rerun never overwrites the bytes of another attempt. The
     # folder is the id's leading (time) bits, a new one about every minute, so folders stay
     # small and a chunk's files share one.
     keys = [
-        f"jobs/{job.id.hex[:8]}/{job.id}-{job.attempts}-{index}.{output.extension}"
+        f"jobs/{job.id.hex[:8]}/{job.id}-{job.attempts}-{index}.{output.artifact.extension}"
         for index, output in enumerate(outputs)
     ]
     return [
         NewArtifact(
+            id=output.id,
             index=index,
-            mime_type=output.mime_type,
-            size_bytes=len(output.data),
-            sha256=hashlib.sha256(output.data).hexdigest(),
+            mime_type=output.artifact.mime_type,
+            size_bytes=len(output.artifact.data),
+            sha256=hashlib.sha256(output.artifact.data).hexdigest(),
             storage_key=key,
-            facts=dict(output.facts),
+            facts=dict(output.artifact.facts),
         )
         for index, (key, output) in enumerate(zip(keys, outputs, strict=True))
     ]

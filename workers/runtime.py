@@ -10,6 +10,8 @@ from functools import lru_cache
 
 from aigc.catalog import Catalog, build_catalog
 from aigc.connections import database_engine
+from aigc.labels.keys import label_signer
+from aigc.labels.label import LabelSigner
 from aigc.moderation import RuleSet
 from aigc.settings import Settings, get_settings
 from aigc.storage import ArtifactStore, open_store
@@ -29,6 +31,8 @@ class WorkerRuntime:
     catalog: Catalog
     models: ModelCache
     heartbeat: Heartbeat
+    # Signs the label written into every artifact.
+    labels: LabelSigner
     # Recorded on each job it runs; also guards the final UPDATE (only the claimant finishes).
     worker_name: str
     # The rules generated text is checked against before it is stored.
@@ -49,6 +53,7 @@ def create_runtime(settings: Settings) -> WorkerRuntime:
         catalog=build_catalog(settings),
         models=ModelCache(settings.model_dir, settings.model_cache_size),
         heartbeat=Heartbeat(jobs, worker_name, settings.lease_s),
+        labels=label_signer(settings),
         worker_name=worker_name,
         moderation=RulesCache(file_rules(settings), classifier(settings)),
     )

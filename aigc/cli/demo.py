@@ -168,4 +168,5 @@ def _submit_and_follow(client: Client, console: Console, out_dir: Path, timeout_
         console.print(f"[red]{failed} of {len(jobs)} demo jobs did not succeed[/]")
         return 1
     console.print("[bold green]all demo jobs succeeded[/]")
+    console.print(f"Each carries a signed AI-generated label: `aigc verify {out_dir}/<file>`")
     return 0

@@ -16,6 +16,7 @@ from aigc.cli.audit import audit, blocked
 from aigc.cli.batch import batch_app
 from aigc.cli.common import TINY_NOTICE
 from aigc.cli.teams import keys_app, teams_app
+from aigc.cli.verify import verify_command
 from aigc.settings import get_settings
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ app.add_typer(teams_app, name="teams")
 app.add_typer(keys_app, name="keys")
 app.command()(audit)
 app.command()(blocked)
+app.command("verify")(verify_command)
 
 console = Console()
 

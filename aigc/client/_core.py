@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 from collections.abc import Mapping, Sequence
@@ -142,6 +143,13 @@ def job_body(
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     return body
+
+
+def write_label_sidecar(artifact: Artifact | str, path: Path) -> None:
+    """A text artifact's label, beside it as PATH.label.json, where `aigc verify PATH` looks:
+    text bytes carry no label of their own."""
+    if isinstance(artifact, Artifact) and artifact.label and artifact.mime_type.startswith("text/"):
+        Path(f"{path}.label.json").write_text(json.dumps(artifact.label), encoding="utf-8")
 
 
 def check_sha256(artifact: Artifact | str, data: bytes, path: Path) -> None:

@@ -250,6 +250,7 @@ class AsyncClient:
             data = (await self.request("GET", url)).content
         _core.check_sha256(artifact, data, path)
         path.write_bytes(data)
+        _core.write_label_sidecar(artifact, path)
         return path
 
     async def _wait(

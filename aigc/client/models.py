@@ -49,6 +49,8 @@ class Artifact(_Model):
     expires_at: datetime | None = None
     # Only in batch results: a text artifact's output, inline.
     text: str | None = None
+    # Its signed AI-generated label; PNG and WAV carry it inside too, text only here.
+    label: dict[str, Any] | None = None
 
 
 class Job(_Model):

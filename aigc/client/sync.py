@@ -257,7 +257,8 @@ class Client:
 
     def download(self, artifact: Artifact | str, path: str | Path) -> Path:
         """Write an artifact (or the bytes at a URL) to `path`; an Artifact's sha256 is
-        checked first, and a mismatch raises ValueError with nothing written."""
+        checked first, and a mismatch raises ValueError with nothing written. A text
+        artifact's label goes beside it, as PATH.label.json."""
         path = Path(path)
         if isinstance(artifact, Artifact) and artifact.text is not None:
             data = artifact.text.encode("utf-8")
@@ -266,6 +267,7 @@ class Client:
             data = self.request("GET", url).content
         _core.check_sha256(artifact, data, path)
         path.write_bytes(data)
+        _core.write_label_sidecar(artifact, path)
         return path
 
     def healthy(self) -> bool:

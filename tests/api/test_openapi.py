@@ -56,6 +56,7 @@ OPERATIONS = {
     ("get", "/v1/files/{file_id}/content"): "download_file",
     ("get", "/v1/artifacts/{artifact_id}/content"): "download_artifact",
     ("get", "/v1/models"): "list_models",
+    ("post", "/v1/verify"): "verify_file",
     ("post", "/v1/webhooks"): "create_webhook",
     ("get", "/v1/webhooks"): "list_webhooks",
     ("get", "/v1/webhooks/{endpoint_id}"): "get_webhook",

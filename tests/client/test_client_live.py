@@ -37,6 +37,8 @@ def test_submit_wait_download_a_text_job(client: Client, tmp_path: Path) -> None
     path = client.download(artifact, tmp_path / "out.txt")
     assert path.read_text(encoding="utf-8") == "hello from the sdk"
     assert hashlib.sha256(path.read_bytes()).hexdigest() == artifact.sha256
+    label = json.loads(Path(f"{path}.label.json").read_text(encoding="utf-8"))
+    assert (label["content_id"], label["job_id"]) == (artifact.id, job.id)
     assert client.get(job.id).status == "succeeded"
 
 

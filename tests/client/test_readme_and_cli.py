@@ -11,6 +11,9 @@ from rich.console import Console
 
 from aigc.cli.demo import _submit_and_follow
 from aigc.client import Client
+from aigc.labels import LayerStatus, verify
+from aigc.labels.keys import label_signer
+from aigc.settings import Settings
 from tests.conftest import TeamKey
 from tests.e2e.conftest import LiveStack
 
@@ -46,4 +49,17 @@ def test_the_demo_runs_on_the_sdk(live: LiveStack, team: TeamKey, tmp_path: Path
     console = Console(file=(tmp_path / "demo.log").open("w"), width=200)
     with Client(live.api_url, team.key) as client:
         assert _submit_and_follow(client, console, tmp_path / "demo", timeout_s=120) == 0
-    assert sorted(p.suffix for p in (tmp_path / "demo").iterdir()) == [".png", ".txt", ".wav"]
+    files = sorted((tmp_path / "demo").iterdir())
+    # The text's label beside it: text bytes carry none.
+    assert sorted(p.suffix for p in files) == [".json", ".png", ".txt", ".wav"]
+    signer = label_signer(Settings(var_dir=Path(live.env["AIGC_VAR_DIR"])), create=False)
+    for path in files:
+        if path.suffix != ".json":
+            sidecar = Path(f"{path}.label.json")
+            found = verify(
+                path.read_bytes(),
+                signer,
+                filename=path.name,
+                sidecar=sidecar.read_bytes() if sidecar.exists() else None,
+            )
+            assert found.status == LayerStatus.VALID, (path, found)

@@ -268,6 +268,13 @@ def test_api_requires_the_url_signing_key() -> None:
     assert uses and all(u.startswith(":?") for u in uses), uses
 
 
+@pytest.mark.parametrize("name", ["api", "worker-text", "worker-image", "worker-audio"])
+def test_workers_and_api_share_the_required_label_key(name: str) -> None:
+    # Keys generated per container would make every label invalid at the API.
+    value = str(services()[name]["environment"]["AIGC_LABEL_SIGNING_KEY"])
+    assert value.startswith("${AIGC_LABEL_SIGNING_KEY:?"), value
+
+
 def test_worker_image_torch_is_the_tested_one() -> None:
     pinned = dockerfile_args("Dockerfile.worker")["TORCH_VERSION"]
     build_args = services()["worker-text"]["build"]["args"]

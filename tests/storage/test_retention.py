@@ -102,6 +102,8 @@ def test_expired_artifact_answers_410_and_is_swept(
 ) -> None:
     store = _store(api)
     recorded = record_artifact(db_engine, store, short_team, b"short-lived")
+    sidecar = recorded.storage_key + ".label.json"  # a text artifact's label goes with it
+    store.put(sidecar, b"{}")
     job = api.get(f"/v1/jobs/{recorded.job_id}").json()
     [artifact] = job["artifacts"]
     expires_at = datetime.fromisoformat(artifact["expires_at"])
@@ -120,7 +122,7 @@ def test_expired_artifact_answers_410_and_is_swept(
 
     with dispatcher(store_settings, store) as sweeper:
         assert sweeper.maintain().expired_objects == 1
-        assert not store.exists(recorded.storage_key)
+        assert not store.exists(recorded.storage_key) and not store.exists(sidecar)
         assert _purged_at(db_engine, "artifacts", recorded.artifact_id) is not None
         assert sweeper.maintain().expired_objects == 0  # swept once
     _assert_gone(api.get(path), f"artifact {recorded.artifact_id}")

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from aigc.catalog import build_catalog
 from aigc.errors import ErrorCode
 from aigc.ids import uuid7
+from aigc.labels.label import LabelSigner
 from aigc.moderation import Match, Rule
 from aigc.settings import Settings
 from aigc.storage import LocalStore
@@ -25,6 +26,7 @@ from models.params import Kind, TextParams
 from workers.runtime import WorkerRuntime
 
 WORKER = "unit-worker"
+TEST_LABEL_KEY = b"unit-test-label-key-of-32-bytes!"
 
 
 @dataclass
@@ -34,6 +36,7 @@ class FakeJob:
     params: dict[str, Any]
     kind: str = Kind.TEXT
     model: str = "echo"
+    team_id: uuid.UUID = field(default_factory=uuid7)
     status: str = JobStatus.QUEUED
     attempts: int = 0
     worker: str | None = None
@@ -81,7 +84,9 @@ class FakeJobStore:
                 continue
             job.status, job.worker, job.attempts = JobStatus.RUNNING, worker, job.attempts + 1
             claimed.append(
-                ClaimedJob(job.id, job.kind, job.model, job.prompt, job.params, job.attempts)
+                ClaimedJob(
+                    job.id, job.kind, job.model, job.prompt, job.params, job.attempts, job.team_id
+                )
             )
         return claimed
 
@@ -256,6 +261,7 @@ def make_runtime(
         catalog=build_catalog(config),
         models=FakeModels(generator),  # type: ignore[arg-type]
         heartbeat=NoHeartbeat(),  # type: ignore[arg-type]
+        labels=LabelSigner(TEST_LABEL_KEY, config.label_producer),
         worker_name=WORKER,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -30,7 +31,13 @@ def test_a_chunk_runs_as_one_batch_and_each_job_gets_its_artifact(tmp_path: Path
     assert generator.batches == [["a", "b", "c"]]
     assert jobs.statuses() == {"a": "succeeded", "b": "succeeded", "c": "succeeded"}
     assert all(len(job.artifacts) == 1 for job in jobs.jobs.values())
-    assert len(stored_files(tmp_path)) == 3
+    # Each text artifact and its label sidecar, naming the artifact's id.
+    files = stored_files(tmp_path)
+    assert len(files) == 6
+    for job in jobs.jobs.values():
+        [artifact] = job.artifacts
+        sidecar = tmp_path / "artifacts" / (artifact.storage_key + ".label.json")
+        assert json.loads(sidecar.read_bytes())["content_id"] == str(artifact.id)
 
 
 def test_a_job_that_breaks_its_chunk_fails_alone(tmp_path: Path) -> None:
@@ -130,7 +137,8 @@ def test_a_job_canceled_in_a_chunk_loses_its_result_and_the_others_keep_theirs(
     outcome = execute_jobs(make_runtime(tmp_path, jobs, generator), ids)
     assert outcome == {"succeeded": 1, "discarded": 1}
     assert jobs.statuses() == {"a": "canceled", "b": "succeeded"}
-    assert len(stored_files(tmp_path)) == 1  # the canceled job's bytes were deleted
+    # The canceled job's bytes and label were deleted; the other's text and label are there.
+    assert len(stored_files(tmp_path)) == 2
 
 
 def test_progress_is_stored_at_a_bounded_rate_and_once_at_the_end(tmp_path: Path) -> None:

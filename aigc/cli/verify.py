@@ -1,0 +1,66 @@
+"""`aigc verify FILE`: check a file's AI-generated label against this deployment's label
+key, offline (no API call). Exit codes: 0 a valid label, 1 none, 2 a damaged, altered or
+foreign one, and 2 too where it cannot check (not a PNG, WAV or text; no label key)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aigc.cli.common import console, err_console
+from aigc.labels import LayerStatus, VerifyReport, verify
+from aigc.labels.keys import label_signer
+from aigc.settings import get_settings
+
+EXIT_CODES = {LayerStatus.VALID: 0, LayerStatus.MISSING: 1, LayerStatus.INVALID: 2}
+EXIT_CANNOT_CHECK = 2  # nothing shows the file is labelled by us: as for an invalid label
+# Artifacts are far smaller; a bigger file is not one of ours and is not read whole.
+MAX_FILE_BYTES = 512 * 1024 * 1024
+
+
+def verify_command(
+    file: Annotated[Path, typer.Argument(help="A PNG, WAV or text file.", exists=True)],
+    sidecar: Annotated[
+        Path | None,
+        typer.Option(
+            help="For text: its label (FILE.label.json, or the job response's label object). "
+            "Default: FILE.label.json where it exists.",
+            exists=True,
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check a file's AI-generated label: found, signed by this deployment, which job."""
+    if sidecar is None and Path(f"{file}.label.json").is_file():
+        sidecar = Path(f"{file}.label.json")
+    try:
+        if file.stat().st_size > MAX_FILE_BYTES:
+            raise ValueError(f"{file} is over {MAX_FILE_BYTES // 2**20} MiB: not an artifact")
+        signer = label_signer(get_settings(), create=False)
+        report = verify(
+            file.read_bytes(),
+            signer,
+            filename=file.name,
+            sidecar=sidecar.read_bytes() if sidecar is not None else None,
+        )
+    except (OSError, ValueError, RuntimeError) as exc:  # UnsupportedFormat is a ValueError
+        err_console.print(f"[red]cannot verify[/]: {exc}", highlight=False)
+        raise typer.Exit(EXIT_CANNOT_CHECK) from exc
+    if as_json:
+        console.print_json(json.dumps(report.as_dict()))
+    else:
+        _print(file, report)
+    raise typer.Exit(EXIT_CODES[report.status])
+
+
+def _print(file: Path, report: VerifyReport) -> None:
+    colour = {"valid": "green", "invalid": "red", "missing": "yellow"}[report.status]
+    console.print(f"{file} ({report.format}): [{colour}]{report.status}[/]", highlight=False)
+    for layer in report.layers:
+        console.print(f"  {layer.layer}: {layer.status}: {layer.detail}", highlight=False)
+        if layer.label is not None:
+            for name, value in layer.label.as_dict().items():
+                console.print(f"    {name}: {value}", highlight=False)
