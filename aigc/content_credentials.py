@@ -68,6 +68,15 @@ class Credentials:
             )
         return generated_credentials(settings.var_dir)
 
+    @classmethod
+    def existing(cls, settings: Settings) -> Credentials | None:
+        """As from_settings, but None rather than new test credentials where there are
+        none (a verifier elsewhere than the deployment's own machine)."""
+        configured = settings.c2pa_signing_cert and settings.c2pa_signing_key
+        if configured or (settings.var_dir / TEST_CREDENTIALS_FILE).exists():
+            return cls.from_settings(settings)
+        return None
+
 
 @dataclass(frozen=True)
 class ManifestReport:

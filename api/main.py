@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from aigc.catalog import build_catalog
 from aigc.connections import broker_client, database_engine
+from aigc.content_credentials import ContentCredentials, Credentials
 from aigc.labels.keys import label_signer
 from aigc.metrics import mark_dead
 from aigc.settings import Settings, get_settings
@@ -84,6 +85,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.url_signer = UrlSigner.from_settings(settings)
     # The same for the label key (aigc.labels.keys): job responses and /v1/verify sign with it.
     app.state.label_signer = label_signer(settings)
+    # /v1/verify checks C2PA manifests against the deployment's trust anchors.
+    app.state.content_credentials = ContentCredentials(
+        Credentials.from_settings(settings), settings.label_producer
+    )
     install_error_handlers(app)
     app.add_middleware(
         BodySizeLimit,

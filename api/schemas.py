@@ -744,16 +744,23 @@ class VerifyOrigin(BaseModel):
 
 
 class VerifyLayer(BaseModel):
-    layer: str = Field(description="Which kind of label: `metadata` (more layers may follow)")
+    layer: Literal["metadata", "c2pa", "watermark"] = Field(
+        description="Which kind of label: `metadata` (in the file, or the text's sidecar), "
+        "`c2pa` (the content credentials manifest, PNG and WAV), `watermark` (in an image's "
+        "pixels; it survives re-encoding and resizing)"
+    )
     status: Literal["valid", "invalid", "missing"]
     detail: str
     label: LabelPublic | None
+    watermark_id: str | None = Field(
+        None, description="The watermark layer's 64-bit id (hex): the artifact id's last 64 bits"
+    )
 
 
 class VerifyResult(BaseModel):
     """What `POST /v1/verify` found in a file."""
 
-    format: Literal["png", "wav", "text"]
+    format: Literal["png", "jpeg", "webp", "wav", "text"]
     status: Literal["valid", "invalid", "missing"] = Field(
         description="invalid if any layer is (altered, or signed elsewhere), else valid if any "
         "is, else missing (never labelled, or stripped)"

@@ -429,3 +429,17 @@ def artifact_origin(session: Session, artifact_id: uuid.UUID) -> ArtifactOrigin 
         .where(artifacts.c.id == artifact_id)
     ).first()
     return ArtifactOrigin(*row) if row is not None else None
+
+
+def artifact_origin_by_watermark(session: Session, watermark_id: int) -> ArtifactOrigin | None:
+    """As artifact_origin, for the artifact whose id ends in `watermark_id`'s 64 bits
+    (aigc.watermark.watermark_id_of), through the index migration 0013 makes on them."""
+    artifacts, jobs = Artifact.__table__, Job.__table__
+    tail = func.substring(func.uuid_send(artifacts.c.id), 9, 8)
+    row = session.execute(
+        select(jobs.c.id, jobs.c.batch_id, jobs.c.team_id)
+        .select_from(artifacts.join(jobs, artifacts.c.job_id == jobs.c.id))
+        .where(tail == watermark_id.to_bytes(8, "big"))
+        .limit(1)
+    ).first()
+    return ArtifactOrigin(*row) if row is not None else None

@@ -169,6 +169,7 @@ def _record_success(
                 job_outputs,
                 model_revision=model_revision,
                 explicit=runtime.settings.explicit_labels,
+                credentials=runtime.credentials,
             )
         except Exception as exc:
             # Never stored unlabelled: a model output the labeller cannot read fails its job.

@@ -1,12 +1,19 @@
 """Labelling a job's outputs at store time: each gets its id here (the label's content id),
-an optional visible mark, and its signed implicit label: inside PNG and WAV bytes, in a
-sidecar next to text. The sha256 and size recorded describe the labelled bytes."""
+an optional visible mark, an invisible watermark carrying the id (images large enough to
+hold it), its signed implicit label (inside PNG and WAV bytes, in a sidecar next to text)
+and, last, a C2PA manifest (PNG and WAV), which hashes everything before it. The sha256
+and size recorded describe the labelled bytes."""
 
 from __future__ import annotations
 
+import io
 import uuid
 from dataclasses import dataclass, replace
 
+from PIL import Image
+
+from aigc import watermark
+from aigc.content_credentials import ContentCredentials
 from aigc.ids import uuid7_many
 from aigc.labels import png, wav
 from aigc.labels.label import LabelSigner
@@ -29,6 +36,7 @@ def label_outputs(
     *,
     model_revision: str,
     explicit: bool,
+    credentials: ContentCredentials | None = None,
 ) -> list[Labelled]:
     """`model_revision` is the model's catalog source ("" for the built-in tiny models)."""
     labelled = []
@@ -44,10 +52,28 @@ def label_outputs(
         )
         sidecar = None
         if output.extension == "png":
-            output = replace(output, data=png.write(output.data, label))
+            data = png.write(watermarked(output.data, artifact_id), label)
+            output = replace(output, data=data)
         elif output.extension == "wav":
             output = replace(output, data=wav.write(output.data, label))
         else:
             sidecar = label.to_json()
+        if credentials is not None and sidecar is None:
+            signed = credentials.sign(
+                output.data, output.mime_type, model=job.model, label=label.as_dict()
+            )
+            output = replace(output, data=signed)
         labelled.append(Labelled(artifact_id, output, sidecar))
     return labelled
+
+
+def watermarked(png_data: bytes, artifact_id: uuid.UUID) -> bytes:
+    """The PNG re-encoded with the artifact's watermark id in its pixels; as it was when it
+    is too small to carry one (the tiny models' 64 px images)."""
+    image = Image.open(io.BytesIO(png_data))
+    if not watermark.can_carry(*image.size):
+        return png_data
+    marked = watermark.embed(image, watermark.watermark_id_of(artifact_id.bytes))
+    out = io.BytesIO()
+    marked.save(out, "PNG")
+    return out.getvalue()

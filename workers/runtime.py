@@ -10,6 +10,7 @@ from functools import lru_cache
 
 from aigc.catalog import Catalog, build_catalog
 from aigc.connections import database_engine
+from aigc.content_credentials import ContentCredentials, Credentials
 from aigc.labels.keys import label_signer
 from aigc.labels.label import LabelSigner
 from aigc.moderation import RuleSet
@@ -37,6 +38,8 @@ class WorkerRuntime:
     worker_name: str
     # The rules generated text is checked against before it is stored.
     moderation: RulesCache = field(default_factory=lambda: RulesCache(RuleSet(())))
+    # Signs the C2PA manifest of each PNG and WAV (none in the unit tests' fakes).
+    credentials: ContentCredentials | None = None
 
 
 def create_runtime(settings: Settings) -> WorkerRuntime:
@@ -56,6 +59,9 @@ def create_runtime(settings: Settings) -> WorkerRuntime:
         labels=label_signer(settings),
         worker_name=worker_name,
         moderation=RulesCache(file_rules(settings), classifier(settings)),
+        credentials=ContentCredentials(
+            Credentials.from_settings(settings), settings.label_producer
+        ),
     )
 
 

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from aigc.cli.common import console, err_console
+from aigc.content_credentials import ContentCredentials, Credentials
 from aigc.labels import LayerStatus, VerifyReport, verify
 from aigc.labels.keys import label_signer
 from aigc.settings import get_settings
@@ -22,7 +23,9 @@ MAX_FILE_BYTES = 512 * 1024 * 1024
 
 
 def verify_command(
-    file: Annotated[Path, typer.Argument(help="A PNG, WAV or text file.", exists=True)],
+    file: Annotated[
+        Path, typer.Argument(help="A PNG, WAV, text, or re-encoded JPEG/WebP file.", exists=True)
+    ],
     sidecar: Annotated[
         Path | None,
         typer.Option(
@@ -39,12 +42,17 @@ def verify_command(
     try:
         if file.stat().st_size > MAX_FILE_BYTES:
             raise ValueError(f"{file} is over {MAX_FILE_BYTES // 2**20} MiB: not an artifact")
-        signer = label_signer(get_settings(), create=False)
+        settings = get_settings()
+        signer = label_signer(settings, create=False)
+        credentials = Credentials.existing(settings)
         report = verify(
             file.read_bytes(),
             signer,
             filename=file.name,
             sidecar=sidecar.read_bytes() if sidecar is not None else None,
+            credentials=(
+                ContentCredentials(credentials, settings.label_producer) if credentials else None
+            ),
         )
     except (OSError, ValueError, RuntimeError) as exc:  # UnsupportedFormat is a ValueError
         err_console.print(f"[red]cannot verify[/]: {exc}", highlight=False)
@@ -59,8 +67,10 @@ def verify_command(
 def _print(file: Path, report: VerifyReport) -> None:
     colour = {"valid": "green", "invalid": "red", "missing": "yellow"}[report.status]
     console.print(f"{file} ({report.format}): [{colour}]{report.status}[/]", highlight=False)
+    shown = False  # the label's fields once, under the first layer that carries it
     for layer in report.layers:
         console.print(f"  {layer.layer}: {layer.status}: {layer.detail}", highlight=False)
-        if layer.label is not None:
+        if layer.label is not None and not shown:
+            shown = True
             for name, value in layer.label.as_dict().items():
                 console.print(f"    {name}: {value}", highlight=False)

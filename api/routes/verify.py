@@ -57,11 +57,13 @@ async def verify_file(
         raise InvalidRequest.for_field("file", "the body is empty: send the file's bytes")
     signer: LabelSigner = request.app.state.label_signer
     try:
-        report = verify(
+        report = await run_in_threadpool(
+            verify,
             data,
             signer,
             media_type=request.headers.get("content-type"),
             sidecar=label.encode() if label is not None else None,
+            credentials=request.app.state.content_credentials,
         )
     except UnsupportedFormat as exc:
         raise InvalidRequest.for_field("file", f"{exc}; Content-Type says what it is") from exc
@@ -73,11 +75,15 @@ def _result(
 ) -> VerifyResult:
     origin: Literal["your_team", "another_team", "unknown"] = "unknown"
     job = None
-    # Only a valid label's content id is trusted enough to look up.
+    # Only what a file that verifies names is trusted enough to look up: its label's
+    # content id, else (the labels stripped by a re-encoding) its watermark's id.
+    found = None
     if report.status == LayerStatus.VALID and report.label is not None:
         found = job_queries.artifact_origin(session, uuid.UUID(report.label.content_id))
-        if found is not None and (found.team_id == team_id or is_admin):
-            origin, job = "your_team", VerifyOrigin(**found._asdict())
-        elif found is not None:
-            origin = "another_team"
+    elif report.status == LayerStatus.VALID and report.watermark_id is not None:
+        found = job_queries.artifact_origin_by_watermark(session, report.watermark_id)
+    if found is not None and (found.team_id == team_id or is_admin):
+        origin, job = "your_team", VerifyOrigin(**found._asdict())
+    elif found is not None:
+        origin = "another_team"
     return VerifyResult.model_validate({**report.as_dict(), "origin": origin, "job": job})
