@@ -196,6 +196,26 @@ def generated_credentials(var_dir: Path) -> Credentials:
     return Credentials(chain=leaf + root, private_key=key, trust_anchors=root)
 
 
+CHAIN_FILE, KEY_FILE, ANCHORS_FILE = "chain.pem", "key.pem", "trust-anchors.pem"
+
+
+def write_test_credentials(folder: Path) -> list[Path]:
+    """New test credentials as the three files an operator supplies (the key mode 0600),
+    for a trial deployment of several containers, which must share one signer; refuses to
+    overwrite. The paths written."""
+    key, leaf, root = (
+        block.encode() for block in _PEM_BLOCK.findall(_new_test_credentials().decode())
+    )
+    paths = [folder / CHAIN_FILE, folder / KEY_FILE, folder / ANCHORS_FILE]
+    if existing := [path for path in paths if path.exists()]:
+        raise FileExistsError(f"{existing[0]} exists: not overwritten")
+    folder.mkdir(parents=True, exist_ok=True)
+    create_private(paths[1], key.decode())
+    paths[0].write_bytes(leaf + root)
+    paths[2].write_bytes(root)
+    return paths
+
+
 def _name(common_name: str) -> x509.Name:
     return x509.Name(
         [

@@ -16,7 +16,7 @@ from aigc.cli.audit import audit, blocked
 from aigc.cli.batch import batch_app
 from aigc.cli.common import TINY_NOTICE
 from aigc.cli.teams import keys_app, teams_app
-from aigc.cli.verify import verify_command
+from aigc.cli.verify import c2pa_test_credentials, verify_command
 from aigc.settings import get_settings
 
 app = typer.Typer(
@@ -32,6 +32,7 @@ app.add_typer(keys_app, name="keys")
 app.command()(audit)
 app.command()(blocked)
 app.command("verify")(verify_command)
+app.command("c2pa-test-credentials")(c2pa_test_credentials)
 
 console = Console()
 

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from aigc.cli.common import console, err_console
-from aigc.content_credentials import ContentCredentials, Credentials
+from aigc.content_credentials import ContentCredentials, Credentials, write_test_credentials
 from aigc.labels import LayerStatus, VerifyReport, verify
 from aigc.labels.keys import label_signer
 from aigc.settings import get_settings
@@ -74,3 +74,20 @@ def _print(file: Path, report: VerifyReport) -> None:
             shown = True
             for name, value in layer.label.as_dict().items():
                 console.print(f"    {name}: {value}", highlight=False)
+
+
+def c2pa_test_credentials(
+    folder: Annotated[
+        Path, typer.Argument(help="Where to write chain.pem, key.pem and trust-anchors.pem.")
+    ],
+) -> None:
+    """Make test C2PA signing credentials for a trial deployment of several containers
+    (docker-compose's AIGC_C2PA_DIR): they must all sign with one. Production uses a
+    certificate from a CA that C2PA readers trust."""
+    try:
+        paths = write_test_credentials(folder)
+    except (OSError, FileExistsError) as exc:
+        err_console.print(f"[red]not written[/]: {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+    for path in paths:
+        console.print(f"wrote {path}", highlight=False)

@@ -286,3 +286,15 @@ def test_worker_image_torch_is_the_tested_one() -> None:
     except PackageNotFoundError:
         return  # an API-only install: the Makefile's pin is what the tests run with
     assert tested == pinned, f"tests run torch {tested}, the worker image builds {pinned}"
+
+
+@pytest.mark.parametrize("name", ["api", "worker-text", "worker-image", "worker-audio"])
+def test_workers_and_api_share_the_operators_c2pa_credentials(name: str) -> None:
+    # Test credentials made per container: the API would trust no worker's manifest.
+    service = services()[name]
+    mounts = [str(volume) for volume in service.get("volumes", [])]
+    assert any(m.startswith("${AIGC_C2PA_DIR:?") and ":/run/c2pa:ro" in m for m in mounts), mounts
+    environment = service["environment"]
+    assert environment["AIGC_C2PA_SIGNING_CERT"] == "/run/c2pa/chain.pem"
+    assert environment["AIGC_C2PA_SIGNING_KEY"] == "/run/c2pa/key.pem"
+    assert environment["AIGC_C2PA_TRUST_ANCHORS"] == "/run/c2pa/trust-anchors.pem"

@@ -11,13 +11,16 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
+from aigc.cli.main import app
 from aigc.content_credentials import (
     TEST_CREDENTIALS_FILE,
     ContentCredentials,
     Credentials,
     generated_credentials,
 )
+from aigc.settings import Settings
 
 LABEL = {"content_id": "01a2-test", "job_id": "01a3-test", "ai_generated": True}
 
@@ -88,3 +91,22 @@ def test_another_ca_does_not_trust_the_signature(
     report = elsewhere.read(signed, "image/png")
     assert report.state == "Valid"  # intact, but not signed under a root it trusts
     assert "signingCredential.untrusted" in report.failures
+
+
+def test_operator_files_from_the_cli_sign_and_are_trusted(tmp_path: Path) -> None:
+    folder = tmp_path / "c2pa"
+    result = CliRunner().invoke(app, ["c2pa-test-credentials", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert (folder / "key.pem").stat().st_mode & 0o777 == 0o600
+    again = CliRunner().invoke(app, ["c2pa-test-credentials", str(folder)])
+    assert again.exit_code == 1 and "not overwritten" in again.output
+    settings = Settings(
+        var_dir=tmp_path / "var",
+        c2pa_signing_cert=folder / "chain.pem",
+        c2pa_signing_key=folder / "key.pem",
+        c2pa_trust_anchors=folder / "trust-anchors.pem",
+    )
+    signing = ContentCredentials(Credentials.from_settings(settings), "aigc-jobs")
+    signed = signing.sign(_png(), "image/png", model="m", label=LABEL)
+    assert signing.read(signed, "image/png").state == "Trusted"
+    assert not (tmp_path / "var" / TEST_CREDENTIALS_FILE).exists()  # no test CA made
