@@ -141,6 +141,8 @@ def read(image: Image) -> Reading:
             break
         width, height = image.size
         size = (round(width * factor), round(height * factor))
+        if not can_carry(*size):
+            continue
         rescaled = image.resize(size, PILImage.Resampling.LANCZOS)
         candidate = read_at_size(rescaled)
         if candidate.clarity > reading.clarity or candidate.watermark_id is not None:

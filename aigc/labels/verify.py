@@ -22,6 +22,8 @@ TEXT_TYPES = ("text/plain", "text/markdown", "application/json")
 # Formats a published image may have been re-encoded into: only its watermark is left.
 IMAGE_MAGIC = {"jpeg": (b"\xff\xd8\xff",), "webp": (b"RIFF",)}
 SIGNED_TYPES = {"png": "image/png", "wav": "audio/wav"}
+# Larger images are not decoded to look for a watermark (2048 px is the largest generated).
+MAX_WATERMARK_PIXELS = 4096 * 4096
 
 
 class LayerStatus(StrEnum):
@@ -171,8 +173,13 @@ def _c2pa_layer(
 def _watermark_layer(data: bytes) -> LayerReport:
     try:
         with Image.open(io.BytesIO(data)) as image:
+            if image.width * image.height > MAX_WATERMARK_PIXELS:
+                # A small file can declare a vast image (a decompression bomb).
+                detail = f"not read: over {MAX_WATERMARK_PIXELS:,} pixels"
+                return LayerReport("watermark", LayerStatus.MISSING, detail)
             reading = watermark.read(image)
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        # PIL reports a damaged image with any of these.
         return LayerReport("watermark", LayerStatus.INVALID, f"the image is damaged: {exc}")
     if reading.watermark_id is None:
         small = not watermark.can_carry(*image.size)

@@ -130,7 +130,12 @@ def test_wait_exits_1_when_a_job_fails(live: LiveStack, tmp_path: Path) -> None:
     assert downloaded.exit_code == 0, downloaded.output
     failed = json.loads((out / "results.jsonl").read_text().splitlines()[1])
     assert failed["status"] == "failed" and failed["error"]["code"] == "invalid_input"
-    assert sorted(p.name for p in out.iterdir()) == ["1-ok-0.txt", "results.jsonl"]
+    # A text artifact comes with its label beside it, for `aigc verify`.
+    assert sorted(p.name for p in out.iterdir()) == [
+        "1-ok-0.txt",
+        "1-ok-0.txt.label.json",
+        "results.jsonl",
+    ]
 
 
 def test_cancel_and_unknown_batch(live: LiveStack, tmp_path: Path) -> None:
