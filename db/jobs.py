@@ -256,12 +256,14 @@ def succeed_jobs(
     artifacts: Mapping[uuid.UUID, Sequence[NewArtifact]],
     progress: tuple[int, int] | None = None,
     retention_s: int | None = None,
+    model_revision: str | None = None,
 ) -> set[uuid.UUID]:
     """running → succeeded with their artifact rows, for several jobs in one statement and
     the caller's transaction. `runs` maps each job to the attempt that produced `artifacts`;
     `progress` (steps done, total), the run's last report, goes in with the status. Job
     and artifacts expire under the team's artifact retention, else `retention_s` (the
-    deployment's default; None keeps them forever).
+    deployment's default; None keeps them forever). `model_revision`, the weights hash
+    of the model that ran them (models.revision), is kept for provenance.
 
     Returns the ids recorded. A job that stopped being this run meanwhile (canceled, or
     taken over after its lease expired) is left out, with no artifact rows. The rows go in
@@ -280,6 +282,7 @@ def succeed_jobs(
                 finished_at=func.now(),
                 lease_expires_at=None,
                 expires_at=expiry(Job.team_id, Team.artifact_retention_s, retention_s),
+                model_revision=model_revision,
                 **_progress_values(progress),
             )
             .returning(Job.id, Job.team_id, Job.key_prefix, Job.expires_at)

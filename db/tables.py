@@ -178,6 +178,9 @@ class Job(TeamOwned, Base):
     webhook_events_filter: Mapped[list[str] | None] = mapped_column(JSONB)
     # A blocked job's refusal: {rule, rule_id, reason_code, stage}; NULL for all others.
     moderation: Mapped[dict[str, str] | None] = mapped_column(JSONB)
+    # The sha256 of the weights that made a succeeded job's artifacts (models.revision),
+    # as its labels carry it; NULL before it succeeds (and for jobs from before 0014).
+    model_revision: Mapped[str | None] = mapped_column(String(64))
 
     artifacts: Mapped[list[Artifact]] = relationship(
         back_populates="job", order_by="Artifact.index", cascade="all, delete-orphan"
