@@ -489,6 +489,14 @@ class TeamLimits(BaseModel):
             "deployment's AIGC_FILE_RETENTION_S"
         ),
     )
+    explicit_labels: bool = Field(
+        False,
+        description=(
+            "Visible labels on the team's artifacts as well as the implicit ones: a corner "
+            "mark on images, an `[AI-generated]` first line on text, a two-tone chime before "
+            "audio. AIGC_EXPLICIT_LABELS=true turns them on for every team"
+        ),
+    )
 
 
 class TeamCreate(TeamLimits):
@@ -509,6 +517,7 @@ class TeamPublic(BaseModel):
     rate_per_s: float | None
     artifact_retention_s: int | None
     file_retention_s: int | None
+    explicit_labels: bool
     created_at: datetime
 
 

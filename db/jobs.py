@@ -145,6 +145,8 @@ class ClaimedJob(NamedTuple):
     team_id: uuid.UUID
     # Seconds it waited queued before this claim, on the database's clock (metrics).
     waited_s: float = 0.0
+    # Its team's option: visible labels on its artifacts (workers/explicit_labels.py).
+    explicit_labels: bool = False
 
 
 def claim_jobs(
@@ -156,6 +158,8 @@ def claim_jobs(
     A job canceled, already run or running elsewhere is left as it is: a late or duplicate
     delivery does nothing.
     """
+    # Read with the claim: the team's option as it is when the job starts.
+    explicit_labels = select(Team.explicit_labels).where(Team.id == Job.team_id).scalar_subquery()
     rows = session.execute(
         update(Job)
         .where(Job.id.in_(job_ids), Job.status == JobStatus.QUEUED)
@@ -180,13 +184,22 @@ def claim_jobs(
             Job.attempts,
             Job.team_id,
             func.extract("epoch", func.now() - Job.queued_at),
+            explicit_labels,
         )
     ).all()
     claimed = (
         ClaimedJob(
-            job_id, kind, model, prompt, params, attempts, team_id, max(0.0, float(waited_s))
+            job_id,
+            kind,
+            model,
+            prompt,
+            params,
+            attempts,
+            team_id,
+            max(0.0, float(waited_s)),
+            bool(explicit),
         )
-        for job_id, kind, model, prompt, params, attempts, team_id, waited_s in rows
+        for job_id, kind, model, prompt, params, attempts, team_id, waited_s, explicit in rows
     )
     return sorted(claimed, key=lambda job: job.id)
 

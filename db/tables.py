@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -73,6 +74,8 @@ class Team(Base):
     # NULL means the deployment's AIGC_ARTIFACT_RETENTION_S / AIGC_FILE_RETENTION_S.
     artifact_retention_s: Mapped[int | None] = mapped_column(Integer)
     file_retention_s: Mapped[int | None] = mapped_column(Integer)
+    # Visible labels on its artifacts (workers/explicit_labels.py) besides the implicit ones.
+    explicit_labels: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

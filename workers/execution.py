@@ -169,7 +169,8 @@ def _record_success(
                 job,
                 job_outputs,
                 model_revision=model_revision,
-                explicit=runtime.settings.explicit_labels,
+                # The deployment's switch marks every team's; a team's option its own.
+                explicit=runtime.settings.explicit_labels or job.explicit_labels,
                 credentials=runtime.credentials,
             )
         except Exception as exc:

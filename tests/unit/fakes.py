@@ -45,6 +45,7 @@ class FakeJob:
     progress: tuple[int, int] | None = None
     artifacts: list[NewArtifact] = field(default_factory=list)
     model_revision: str | None = None
+    explicit_labels: bool = False  # the team's option
 
 
 class FakeJobStore:
@@ -87,7 +88,14 @@ class FakeJobStore:
             job.status, job.worker, job.attempts = JobStatus.RUNNING, worker, job.attempts + 1
             claimed.append(
                 ClaimedJob(
-                    job.id, job.kind, job.model, job.prompt, job.params, job.attempts, job.team_id
+                    job.id,
+                    job.kind,
+                    job.model,
+                    job.prompt,
+                    job.params,
+                    job.attempts,
+                    job.team_id,
+                    explicit_labels=job.explicit_labels,
                 )
             )
         return claimed
