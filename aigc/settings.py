@@ -72,8 +72,9 @@ class Settings(BaseSettings):
     label_signing_key: SecretStr | None = None
     # The service provider named in every label (GB 45438-2025's content producer).
     label_producer: str = Field("aigc-jobs", min_length=1, max_length=128)
-    # Visible labels too: a corner mark on images, an "[AI-generated]" line before text
-    # (audio keeps only its metadata label). Off by default; for every team of the deployment.
+    # Visible labels too (workers/explicit_labels.py): a corner mark on images, an
+    # "[AI-generated]" line before text, a chime before audio. Off by default; true turns
+    # them on for every team, whatever its own option (`aigc teams update --explicit-labels`).
     explicit_labels: bool = False
     flower_port: int = DEFAULT_FLOWER_PORT
     # Flower's basic-auth credentials, `user:password` (several separated by commas). Flower

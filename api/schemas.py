@@ -146,7 +146,10 @@ class LabelPublic(BaseModel):
     producer: str = Field(description="The service provider (GB 45438: ContentProducer)")
     content_id: str = Field(description="The artifact's id (GB 45438: ProduceID)")
     model: str
-    model_revision: str = Field(description="The model's source in the catalog; empty for tiny")
+    model_revision: str = Field(
+        description="The sha256 of the model's weights files as its worker loaded them "
+        "(see the artifact's provenance); empty for a model without weights"
+    )
     job_id: str
     team_id: str
     created_at: str = Field(description="ISO 8601 UTC, the time in the content id")
@@ -486,6 +489,14 @@ class TeamLimits(BaseModel):
             "deployment's AIGC_FILE_RETENTION_S"
         ),
     )
+    explicit_labels: bool = Field(
+        False,
+        description=(
+            "Visible labels on the team's artifacts as well as the implicit ones: a corner "
+            "mark on images, an `[AI-generated]` first line on text, a two-tone chime before "
+            "audio. AIGC_EXPLICIT_LABELS=true turns them on for every team"
+        ),
+    )
 
 
 class TeamCreate(TeamLimits):
@@ -506,6 +517,7 @@ class TeamPublic(BaseModel):
     rate_per_s: float | None
     artifact_retention_s: int | None
     file_retention_s: int | None
+    explicit_labels: bool
     created_at: datetime
 
 
@@ -771,3 +783,67 @@ class VerifyResult(BaseModel):
         "artifacts, and whose; `unknown` otherwise"
     )
     job: VerifyOrigin | None = Field(description="Only for the team that owns the artifact")
+
+
+class ProvenanceArtifact(BaseModel):
+    id: uuid.UUID
+    index: int = Field(description="Its place among its job's artifacts, from 0")
+    mime_type: str
+    sha256: str = Field(description="Of the stored (labelled) bytes")
+    size: int = Field(description="Bytes")
+    created_at: datetime = Field(description="When its job recorded it")
+
+
+class ProvenanceModel(BaseModel):
+    name: str
+    kind: Kind
+    source: str = Field(
+        description="Where the catalog loads it from: a Hugging Face hub id or a folder; "
+        "empty for the built-in tiny models (built in the model directory)"
+    )
+    revision: str = Field(
+        description="sha256 (hex) over the bytes of the weights files (*.safetensors, *.bin, "
+        "*.pt, *.pth, *.ckpt, *.onnx, *.gguf, subfolders included, in order of their paths) "
+        "the worker loaded: the hub cache snapshot's for a hub id. A hub snapshot without "
+        "such files gives its commit hash (40 hex); a model without weights, empty. Labels "
+        "carry the same value as `model_revision`"
+    )
+
+
+class ProvenanceTimings(BaseModel):
+    queued_at: datetime = Field(description="When the run that made it was last queued")
+    started_at: datetime | None
+    finished_at: datetime | None
+    queued_s: float | None = Field(description="From queued_at to started_at")
+    run_s: float | None = Field(description="From started_at to finished_at")
+    attempts: int = Field(description="Runs it took, this one included")
+
+
+class ProvenancePublic(BaseModel):
+    """Where an artifact came from: what made it, from what request, for whom, where and
+    when. The team's own data only (its prompt included)."""
+
+    object: Literal["provenance"] = "provenance"
+    artifact: ProvenanceArtifact
+    job_id: uuid.UUID
+    model: ProvenanceModel
+    prompt: str
+    params: dict[str, Any] = Field(
+        description="As the worker ran them: the model's defaults applied"
+    )
+    seed: int | None = Field(description="`params.seed`, or null when the job drew its own")
+    team: str = Field(description="The team's name")
+    key_prefix: str | None = Field(description="The visible prefix of the key that submitted it")
+    batch_id: uuid.UUID | None
+    line: int | None = Field(description="Its line in the batch's input, from 1")
+    custom_id: str | None
+    worker: str | None = Field(description="The worker that ran it: host:pid")
+    timings: ProvenanceTimings
+    inputs: list[ProvenanceArtifact] = Field(
+        description="The artifacts it was made from (an image-to-image job's input image); "
+        "no job takes one yet, so always empty for now"
+    )
+    label: LabelPublic = Field(description="The label the artifact carries, as the job shows it")
+    cache_hit: bool = Field(
+        description="Whether it was served from an earlier identical job's result; false today"
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import Request
 
 from aigc.catalog import Catalog
@@ -17,6 +19,10 @@ from api.schemas import (
     JobProgress,
     JobPublic,
     LabelPublic,
+    ProvenanceArtifact,
+    ProvenanceModel,
+    ProvenancePublic,
+    ProvenanceTimings,
 )
 from db.tables import ARTIFACT_FACTS, Artifact, Job
 
@@ -51,20 +57,28 @@ def artifact_url(
 
 
 def artifact_label(request: Request, job: Job, artifact: Artifact) -> LabelPublic:
-    """The label the worker wrote into (or next to) the artifact, derived again from its row,
-    its job and the catalog: the same as long as AIGC_LABEL_PRODUCER and the model's catalog
-    source are unchanged since. No read of the store per artifact."""
+    """The label the worker wrote into (or next to) the artifact, derived again from its row
+    and its job (the model revision the worker recorded): the same as long as
+    AIGC_LABEL_PRODUCER is unchanged since. No read of the store per artifact."""
     signer: LabelSigner = request.app.state.label_signer
-    catalog: Catalog = request.app.state.catalog
-    spec = catalog.lookup(job.model)
     label = signer.label(
         content_id=artifact.id,
         job_id=job.id,
         team_id=job.team_id,
         model=job.model,
-        model_revision=spec.source if spec is not None else "",
+        model_revision=job_model_revision(request, job),
     )
     return LabelPublic(**label.as_dict())
+
+
+def job_model_revision(request: Request, job: Job) -> str:
+    """The weights hash its worker recorded; for a job from before migration 0014, what
+    labels carried then: the model's catalog source."""
+    if job.model_revision is not None:
+        return job.model_revision
+    catalog: Catalog = request.app.state.catalog
+    spec = catalog.lookup(job.model)
+    return spec.source if spec is not None else ""
 
 
 def job_public(
@@ -119,4 +133,53 @@ def job_public(
             )
             for artifact in job.artifacts
         ],
+    )
+
+
+def _seconds_between(start: datetime | None, end: datetime | None) -> float | None:
+    return (end - start).total_seconds() if start is not None and end is not None else None
+
+
+def provenance_public(
+    request: Request, job: Job, artifact: Artifact, *, team_name: str
+) -> ProvenancePublic:
+    catalog: Catalog = request.app.state.catalog
+    spec = catalog.lookup(job.model)
+    seed = job.params.get("seed")
+    return ProvenancePublic(
+        artifact=ProvenanceArtifact(
+            id=artifact.id,
+            index=artifact.index,
+            mime_type=artifact.mime_type,
+            sha256=artifact.sha256,
+            size=artifact.size_bytes,
+            created_at=artifact.created_at,
+        ),
+        job_id=job.id,
+        model=ProvenanceModel(
+            name=job.model,
+            kind=job.kind,
+            source=spec.source if spec is not None else "",
+            revision=job_model_revision(request, job),
+        ),
+        prompt=job.prompt,
+        params=job.params,
+        seed=seed if isinstance(seed, int) else None,
+        team=team_name,
+        key_prefix=job.key_prefix,
+        batch_id=job.batch_id,
+        line=job.line + 1 if job.line is not None else None,
+        custom_id=job.custom_id,
+        worker=job.worker,
+        timings=ProvenanceTimings(
+            queued_at=job.queued_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            queued_s=_seconds_between(job.queued_at, job.started_at),
+            run_s=_seconds_between(job.started_at, job.finished_at),
+            attempts=job.attempts,
+        ),
+        inputs=[],
+        label=artifact_label(request, job, artifact),
+        cache_hit=False,
     )

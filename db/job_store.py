@@ -53,8 +53,10 @@ class JobStore(Protocol):
         worker: str,
         artifacts: Mapping[uuid.UUID, Sequence[NewArtifact]],
         progress: tuple[int, int] | None = None,
+        model_revision: str | None = None,
     ) -> set[uuid.UUID]:
-        """running → succeeded with the artifacts (and the last progress); the ids recorded."""
+        """running → succeeded with the artifacts (and the last progress, and the revision
+        of the model that made them); the ids recorded."""
         ...
 
     def fail(
@@ -139,6 +141,7 @@ class SqlJobStore:
         worker: str,
         artifacts: Mapping[uuid.UUID, Sequence[NewArtifact]],
         progress: tuple[int, int] | None = None,
+        model_revision: str | None = None,
     ) -> set[uuid.UUID]:
         with self.session_factory.begin() as session:
             recorded = job_queries.succeed_jobs(
@@ -147,6 +150,7 @@ class SqlJobStore:
                 runs=runs,
                 artifacts=artifacts,
                 progress=progress,
+                model_revision=model_revision,
                 retention_s=self.artifact_retention_s,
             )
             notify_dispatcher(session)

@@ -145,6 +145,8 @@ class ClaimedJob(NamedTuple):
     team_id: uuid.UUID
     # Seconds it waited queued before this claim, on the database's clock (metrics).
     waited_s: float = 0.0
+    # Its team's option: visible labels on its artifacts (workers/explicit_labels.py).
+    explicit_labels: bool = False
 
 
 def claim_jobs(
@@ -156,6 +158,8 @@ def claim_jobs(
     A job canceled, already run or running elsewhere is left as it is: a late or duplicate
     delivery does nothing.
     """
+    # Read with the claim: the team's option as it is when the job starts.
+    explicit_labels = select(Team.explicit_labels).where(Team.id == Job.team_id).scalar_subquery()
     rows = session.execute(
         update(Job)
         .where(Job.id.in_(job_ids), Job.status == JobStatus.QUEUED)
@@ -180,13 +184,22 @@ def claim_jobs(
             Job.attempts,
             Job.team_id,
             func.extract("epoch", func.now() - Job.queued_at),
+            explicit_labels,
         )
     ).all()
     claimed = (
         ClaimedJob(
-            job_id, kind, model, prompt, params, attempts, team_id, max(0.0, float(waited_s))
+            job_id,
+            kind,
+            model,
+            prompt,
+            params,
+            attempts,
+            team_id,
+            max(0.0, float(waited_s)),
+            bool(explicit),
         )
-        for job_id, kind, model, prompt, params, attempts, team_id, waited_s in rows
+        for job_id, kind, model, prompt, params, attempts, team_id, waited_s, explicit in rows
     )
     return sorted(claimed, key=lambda job: job.id)
 
@@ -256,12 +269,14 @@ def succeed_jobs(
     artifacts: Mapping[uuid.UUID, Sequence[NewArtifact]],
     progress: tuple[int, int] | None = None,
     retention_s: int | None = None,
+    model_revision: str | None = None,
 ) -> set[uuid.UUID]:
     """running → succeeded with their artifact rows, for several jobs in one statement and
     the caller's transaction. `runs` maps each job to the attempt that produced `artifacts`;
     `progress` (steps done, total), the run's last report, goes in with the status. Job
     and artifacts expire under the team's artifact retention, else `retention_s` (the
-    deployment's default; None keeps them forever).
+    deployment's default; None keeps them forever). `model_revision`, the weights hash
+    of the model that ran them (models.revision), is kept for provenance.
 
     Returns the ids recorded. A job that stopped being this run meanwhile (canceled, or
     taken over after its lease expired) is left out, with no artifact rows. The rows go in
@@ -280,6 +295,7 @@ def succeed_jobs(
                 finished_at=func.now(),
                 lease_expires_at=None,
                 expires_at=expiry(Job.team_id, Team.artifact_retention_s, retention_s),
+                model_revision=model_revision,
                 **_progress_values(progress),
             )
             .returning(Job.id, Job.team_id, Job.key_prefix, Job.expires_at)

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -73,6 +74,8 @@ class Team(Base):
     # NULL means the deployment's AIGC_ARTIFACT_RETENTION_S / AIGC_FILE_RETENTION_S.
     artifact_retention_s: Mapped[int | None] = mapped_column(Integer)
     file_retention_s: Mapped[int | None] = mapped_column(Integer)
+    # Visible labels on its artifacts (workers/explicit_labels.py) besides the implicit ones.
+    explicit_labels: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -178,6 +181,9 @@ class Job(TeamOwned, Base):
     webhook_events_filter: Mapped[list[str] | None] = mapped_column(JSONB)
     # A blocked job's refusal: {rule, rule_id, reason_code, stage}; NULL for all others.
     moderation: Mapped[dict[str, str] | None] = mapped_column(JSONB)
+    # The sha256 of the weights that made a succeeded job's artifacts (models.revision),
+    # as its labels carry it; NULL before it succeeds (and for jobs from before 0014).
+    model_revision: Mapped[str | None] = mapped_column(String(64))
 
     artifacts: Mapped[list[Artifact]] = relationship(
         back_populates="job", order_by="Artifact.index", cascade="all, delete-orphan"

@@ -86,6 +86,7 @@ def _run_model_group(
     try:
         spec = runtime.catalog.resolve(jobs[0].kind, jobs[0].model)  # type: ignore[arg-type]
         generator = runtime.models.get(spec)
+        model_revision = runtime.models.revision(spec.name)
     except Exception as exc:
         for job in jobs:
             _fail(runtime, job, exc, outcome)
@@ -97,7 +98,7 @@ def _run_model_group(
         except Exception as exc:
             _fail(runtime, job, exc, outcome)
     if runnable:
-        _generate(runtime, generator, runnable, spec.source, deadline, outcome)
+        _generate(runtime, generator, runnable, model_revision, deadline, outcome)
 
 
 def _generate(
@@ -168,7 +169,8 @@ def _record_success(
                 job,
                 job_outputs,
                 model_revision=model_revision,
-                explicit=runtime.settings.explicit_labels,
+                # The deployment's switch marks every team's; a team's option its own.
+                explicit=runtime.settings.explicit_labels or job.explicit_labels,
                 credentials=runtime.credentials,
             )
         except Exception as exc:
@@ -194,6 +196,7 @@ def _record_success(
             worker=runtime.worker_name,
             artifacts=stored,
             progress=progress,
+            model_revision=model_revision,
         ),
         what="recording results",
     )

@@ -38,7 +38,8 @@ def label_outputs(
     explicit: bool,
     credentials: ContentCredentials | None = None,
 ) -> list[Labelled]:
-    """`model_revision` is the model's catalog source ("" for the built-in tiny models)."""
+    """`model_revision` is the loaded model's weights hash (workers.model_cache), the one
+    its jobs record for provenance."""
     labelled = []
     for artifact_id, output in zip(uuid7_many(len(outputs)), outputs, strict=True):
         if explicit:

@@ -15,6 +15,7 @@ from models.base import Generator
 from models.errors import ModelLoadError
 from models.loading import load_generator
 from models.registry import ModelSpec, import_generator_class
+from models.revision import model_revision
 from workers.metrics import MODEL_LOAD_SECONDS
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,8 @@ class ModelCache:
         self.model_dir = model_dir
         self.capacity = capacity
         self._loaded: OrderedDict[str, Generator[Any]] = OrderedDict()
+        # Each loaded model's weights hash (models.revision), taken once per load.
+        self._revisions: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def get(self, spec: ModelSpec) -> Generator[Any]:
@@ -42,21 +45,32 @@ class ModelCache:
             generator = load_generator(spec, self.model_dir)
             loaded = time.perf_counter()
             _warm_up(spec, generator)
-            MODEL_LOAD_SECONDS.labels(spec.name).observe(time.perf_counter() - started)
+            warmed = time.perf_counter()
+            MODEL_LOAD_SECONDS.labels(spec.name).observe(warmed - started)
+            # Hashed after loading: the files hashed are those just read (a hub model's
+            # snapshot is in the cache only once from_pretrained has fetched it).
+            self._revisions[spec.name] = model_revision(spec.resolve_source(self.model_dir))
             log.info(
-                "loaded model %s in %.2fs, warmed up in %.2fs",
+                "loaded model %s in %.2fs, warmed up in %.2fs, weights hashed in %.2fs",
                 spec.name,
                 loaded - started,
-                time.perf_counter() - loaded,
+                warmed - loaded,
+                time.perf_counter() - warmed,
             )
             self._loaded[spec.name] = generator
             return generator
+
+    def revision(self, name: str) -> str:
+        """The loaded model's weights hash (models.revision.model_revision); "" for a
+        model not loaded or without weights."""
+        return self._revisions.get(name, "")
 
     def _make_room(self) -> None:
         """Evict the least recently used models that hold weights until one more fits."""
         while sum(g.holds_weights for g in self._loaded.values()) >= self.capacity:
             evicted = next(name for name, g in self._loaded.items() if g.holds_weights)
             del self._loaded[evicted]
+            self._revisions.pop(evicted, None)
             log.info("evicting model %s", evicted)
             release_device_memory()
 

@@ -37,6 +37,7 @@ OPTION_OF_FIELD = {
     "rate_per_s": "--rate",
     "artifact_retention_s": "--artifact-retention",
     "file_retention_s": "--file-retention",
+    "explicit_labels": "--explicit-labels",
     "team": "--team",
     "role": "--role",
 }
@@ -66,6 +67,16 @@ FileRetention = Annotated[
     typer.Option(
         help="How long uploaded and result files are kept: seconds, or e.g. 30d, 12h "
         f"('{NO_LIMIT}': the deployment's default)."
+    ),
+]
+
+ExplicitLabels = Annotated[
+    bool | None,
+    typer.Option(
+        "--explicit-labels/--no-explicit-labels",
+        help="Visible labels on the team's artifacts: a corner mark on images, a first line "
+        "on text, a chime before audio (off unless given).",
+        show_default=False,
     ),
 ]
 
@@ -151,6 +162,7 @@ def _limits(
     rate: str | None,
     artifact_retention: str | None = None,
     file_retention: str | None = None,
+    explicit_labels: bool | None = None,
 ) -> dict[str, Any]:
     """The options given, as the fields of TeamLimits."""
     given = {
@@ -163,6 +175,7 @@ def _limits(
             _duration(artifact_retention, "--artifact-retention"),
         ),
         "file_retention_s": (file_retention, _duration(file_retention, "--file-retention")),
+        "explicit_labels": (explicit_labels, explicit_labels),
     }
     return {field: value for field, (raw, value) in given.items() if raw is not None}
 
@@ -195,6 +208,7 @@ def _teams_table(teams: list[Any]) -> Table:
         "rate/s",
         "artifacts kept",
         "files kept",
+        "explicit labels",
         "created",
     ):
         table.add_column(column)
@@ -207,6 +221,7 @@ def _teams_table(teams: list[Any]) -> Table:
             _or_dash(team.rate_per_s),
             _kept(team.artifact_retention_s),
             _kept(team.file_retention_s),
+            "yes" if team.explicit_labels else "no",
             _when(team.created_at),
         )
     return table
@@ -224,12 +239,22 @@ def teams_create(
     rate: Rate = None,
     artifact_retention: ArtifactRetention = None,
     file_retention: FileRetention = None,
+    explicit_labels: ExplicitLabels = None,
 ) -> None:
-    """Create a team (weight 1, no limits and the deployment's retention unless given)."""
+    """Create a team (weight 1, no limits, the deployment's retention and no visible labels
+    unless given)."""
     from api.schemas import TeamCreate
     from db import teams as team_queries
 
-    limits = _limits(weight, max_queued, max_running, rate, artifact_retention, file_retention)
+    limits = _limits(
+        weight,
+        max_queued,
+        max_running,
+        rate,
+        artifact_retention,
+        file_retention,
+        explicit_labels,
+    )
     body = _validated(TeamCreate, {"name": name, **limits})
     with database_session() as session:
         try:
@@ -257,17 +282,26 @@ def teams_update(
     rate: Rate = None,
     artifact_retention: ArtifactRetention = None,
     file_retention: FileRetention = None,
+    explicit_labels: ExplicitLabels = None,
 ) -> None:
-    """Change a team's share, limits or retention; options left out stay as they are,
-    'none' lifts a limit (or returns a retention to the deployment's default)."""
+    """Change a team's share, limits, retention or visible labels; options left out stay as
+    they are, 'none' lifts a limit (or returns a retention to the deployment's default)."""
     from api.schemas import TeamLimits
     from db import teams as team_queries
 
-    changes = _limits(weight, max_queued, max_running, rate, artifact_retention, file_retention)
+    changes = _limits(
+        weight,
+        max_queued,
+        max_running,
+        rate,
+        artifact_retention,
+        file_retention,
+        explicit_labels,
+    )
     if not changes:
         raise typer.BadParameter(
             "give at least one of --weight, --max-queued, --max-running, --rate, "
-            "--artifact-retention, --file-retention"
+            "--artifact-retention, --file-retention, --explicit-labels/--no-explicit-labels"
         )
     body = _validated(TeamLimits, changes)
     with database_session() as session:

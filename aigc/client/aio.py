@@ -15,7 +15,7 @@ import httpx
 from aigc.client import _core
 from aigc.client.errors import ApiError
 from aigc.client.events import Event, afollow
-from aigc.client.models import Artifact, Batch, Job, ResultLine, ResultsFormat
+from aigc.client.models import Artifact, Batch, Job, Provenance, ResultLine, ResultsFormat
 
 
 class AsyncClient:
@@ -252,6 +252,12 @@ class AsyncClient:
         path.write_bytes(data)
         _core.write_label_sidecar(artifact, path)
         return path
+
+    async def provenance(self, artifact: Artifact | str) -> Provenance:
+        """As Client.provenance."""
+        artifact_id = artifact.id if isinstance(artifact, Artifact) else artifact
+        path = f"/v1/artifacts/{artifact_id}/provenance"
+        return Provenance.model_validate((await self.request("GET", path)).json())
 
     async def _wait(
         self, path: str, deadline: float, finished: Callable[[], Awaitable[bool]]

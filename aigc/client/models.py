@@ -53,6 +53,46 @@ class Artifact(_Model):
     label: dict[str, Any] | None = None
 
 
+class ProvenanceModel(_Model):
+    name: str
+    kind: str
+    source: str
+    # sha256 of the weights files the worker loaded; labels carry it as model_revision.
+    revision: str
+
+
+class ProvenanceTimings(_Model):
+    queued_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    queued_s: float | None = None
+    run_s: float | None = None
+    attempts: int = 0
+
+
+class Provenance(_Model):
+    """Where an artifact came from (GET /v1/artifacts/{id}/provenance)."""
+
+    artifact: dict[str, Any]
+    job_id: str
+    model: ProvenanceModel
+    prompt: str
+    params: dict[str, Any] = {}
+    seed: int | None = None
+    team: str
+    key_prefix: str | None = None
+    batch_id: str | None = None
+    # Its line in the batch's input, from 1.
+    line: int | None = None
+    custom_id: str | None = None
+    worker: str | None = None
+    timings: ProvenanceTimings
+    # The artifacts it was made from; none yet (no job takes an input artifact).
+    inputs: list[dict[str, Any]] = []
+    label: dict[str, Any]
+    cache_hit: bool = False
+
+
 class Job(_Model):
     id: str
     kind: str

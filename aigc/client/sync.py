@@ -14,7 +14,7 @@ import httpx
 from aigc.client import _core
 from aigc.client.errors import ApiError
 from aigc.client.events import Event, follow
-from aigc.client.models import Artifact, Batch, Job, ResultLine, ResultsFormat
+from aigc.client.models import Artifact, Batch, Job, Provenance, ResultLine, ResultsFormat
 
 
 class Client:
@@ -269,6 +269,13 @@ class Client:
         path.write_bytes(data)
         _core.write_label_sidecar(artifact, path)
         return path
+
+    def provenance(self, artifact: Artifact | str) -> Provenance:
+        """Where an artifact (or artifact id) came from: model and weights hash, prompt,
+        params and seed, team, key, batch line, worker and timings."""
+        artifact_id = artifact.id if isinstance(artifact, Artifact) else artifact
+        path = f"/v1/artifacts/{artifact_id}/provenance"
+        return Provenance.model_validate(self.request("GET", path).json())
 
     def healthy(self) -> bool:
         """Whether an API answers at base_url."""

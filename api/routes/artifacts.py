@@ -7,16 +7,18 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from aigc.errors import Gone, NotFound
 from aigc.signing import UrlSigner
 from api.auth import CredentialsDep, authenticate
 from api.deps import SessionDep, SettingsDep, StoreDep
 from api.downloads import check_not_expired, presigned_ttl, stored_response
-from api.schemas import BINARY
+from api.schemas import BINARY, ProvenancePublic
+from api.serialize import provenance_public
 from db import audit
 from db import jobs as job_queries
+from db.tables import Team
 
 # No router-wide authentication: the route authenticates a key itself where the URL is not
 # signed.
@@ -96,3 +98,26 @@ def artifact_content(
         sha256=artifact.sha256,
         url_ttl_s=presigned_ttl(settings.url_ttl_s, artifact.expires_at),
     )
+
+
+@router.get(
+    "/{artifact_id}/provenance",
+    name="get_artifact_provenance",
+    response_model=ProvenancePublic,
+    dependencies=[Depends(authenticate)],
+    responses={410: {"description": "The artifact expired under its team's retention"}},
+)
+def artifact_provenance(
+    artifact_id: uuid.UUID, request: Request, session: SessionDep
+) -> ProvenancePublic:
+    """Where the artifact came from: the model and its weights' hash, the prompt, params and
+    seed, the team, key, batch line and worker, the timings, and its label."""
+    artifact = job_queries.get_artifact(session, artifact_id)  # the key's team's only
+    if artifact is None:
+        raise NotFound("artifact", artifact_id)
+    check_not_expired("artifact", artifact_id, artifact.expires_at)
+    job = job_queries.get_job(session, artifact.job_id)
+    team = session.get(Team, artifact.team_id)
+    if job is None or team is None:  # an artifact row outlives neither
+        raise NotFound("artifact", artifact_id)
+    return provenance_public(request, job, artifact, team_name=team.name)

@@ -50,6 +50,7 @@ def test_create_list_and_update_teams(client: TestClient, admin: TeamKey) -> Non
     team = created.json()
     assert team["name"] == name and team["weight"] == 3
     assert (team["max_queued"], team["max_running"], team["rate_per_s"]) == (100, None, 2.5)
+    assert team["explicit_labels"] is False
 
     listed = client.get("/v1/admin/teams", headers=admin.headers).json()["data"]
     assert team in listed
@@ -63,6 +64,10 @@ def test_create_list_and_update_teams(client: TestClient, admin: TeamKey) -> Non
     )
     assert updated.status_code == 200, updated.text
     assert updated.json() == {**team, "max_running": 4, "max_queued": None}
+    marked = client.patch(
+        f"/v1/admin/teams/{name}", json={"explicit_labels": True}, headers=admin.headers
+    )
+    assert marked.json() == {**updated.json(), "explicit_labels": True}
 
     duplicate = client.post("/v1/admin/teams", json={"name": name}, headers=admin.headers)
     assert _error(duplicate, 409)["type"] == "conflict"
@@ -86,6 +91,8 @@ def test_create_list_and_update_teams(client: TestClient, admin: TeamKey) -> Non
         ({"name": "ok", "rate_per_s": -0.5}, "rate_per_s"),
         ({"name": "ok", "rate_per_s": "fast"}, "rate_per_s"),
         ({"name": "ok", "colour": "red"}, "colour"),
+        ({"name": "ok", "explicit_labels": None}, "explicit_labels"),
+        ({"name": "ok", "explicit_labels": "maybe"}, "explicit_labels"),
     ],
 )
 def test_bad_team_fields_are_named(

@@ -55,6 +55,7 @@ OPERATIONS = {
     ("delete", "/v1/files/{file_id}"): "delete_file",
     ("get", "/v1/files/{file_id}/content"): "download_file",
     ("get", "/v1/artifacts/{artifact_id}/content"): "download_artifact",
+    ("get", "/v1/artifacts/{artifact_id}/provenance"): "get_artifact_provenance",
     ("get", "/v1/models"): "list_models",
     ("post", "/v1/verify"): "verify_file",
     ("post", "/v1/webhooks"): "create_webhook",

@@ -3,6 +3,7 @@ reported invalid, a stripped one missing; the image's pixels and the audio stay 
 
 from __future__ import annotations
 
+import array
 import io
 import uuid
 import wave
@@ -128,5 +129,13 @@ def test_explicit_marks() -> None:
         assert image.size == (256, 128)
         assert image.getpixel((2, 2)) == (255, 255, 255)  # the picture is left alone
         assert image.getpixel((254, 126)) == (0, 0, 0)  # the mark, bottom right
-    audio = wav_artifact(b"\0\0" * 10, 8000)
-    assert mark(audio) == audio
+    # Audio starts with the chime: 0.4 s more, the original samples after it unchanged.
+    samples = bytes(range(20))
+    audio = mark(wav_artifact(samples, 8000))
+    with wave.open(io.BytesIO(audio.data)) as marked:
+        assert (marked.getnchannels(), marked.getsampwidth(), marked.getframerate()) == (1, 2, 8000)
+        frames = marked.readframes(marked.getnframes())
+    chime_frames = round(0.4 * 8000)
+    assert frames[2 * chime_frames :] == samples
+    assert max(abs(s) for s in array.array("h", frames[: 2 * chime_frames])) > 8000  # audible
+    assert audio.facts["duration_s"] == round((chime_frames + 10) / 8000, 3)

@@ -10,7 +10,13 @@ import pytest
 
 from aigc.labels import LabelSigner, LayerStatus, verify
 from models.base import Artifact
-from tests.unit.fakes import TEST_LABEL_KEY, FakeGenerator, FakeJobStore, make_runtime
+from tests.unit.fakes import (
+    FAKE_REVISION,
+    TEST_LABEL_KEY,
+    FakeGenerator,
+    FakeJobStore,
+    make_runtime,
+)
 from workers import explicit_labels
 from workers.execution import execute_jobs
 from workers.explicit_labels import TEXT_PREFIX
@@ -35,6 +41,8 @@ def test_stored_text_is_described_and_labelled(tmp_path: Path, explicit: bool) -
     assert report.label is not None
     assert (report.label.content_id, report.label.job_id) == (str(artifact.id), str(job_id))
     assert report.label.team_id == str(jobs.jobs[job_id].team_id)
+    # The label names the weights the job recorded for its provenance.
+    assert report.label.model_revision == jobs.jobs[job_id].model_revision == FAKE_REVISION
 
 
 def test_an_output_that_cannot_be_labelled_fails_its_job_alone(

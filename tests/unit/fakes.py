@@ -27,6 +27,7 @@ from workers.runtime import WorkerRuntime
 
 WORKER = "unit-worker"
 TEST_LABEL_KEY = b"unit-test-label-key-of-32-bytes!"
+FAKE_REVISION = "f" * 64  # what FakeModels says of any model's weights
 
 
 @dataclass
@@ -43,6 +44,8 @@ class FakeJob:
     error_code: str | None = None
     progress: tuple[int, int] | None = None
     artifacts: list[NewArtifact] = field(default_factory=list)
+    model_revision: str | None = None
+    explicit_labels: bool = False  # the team's option
 
 
 class FakeJobStore:
@@ -85,7 +88,14 @@ class FakeJobStore:
             job.status, job.worker, job.attempts = JobStatus.RUNNING, worker, job.attempts + 1
             claimed.append(
                 ClaimedJob(
-                    job.id, job.kind, job.model, job.prompt, job.params, job.attempts, job.team_id
+                    job.id,
+                    job.kind,
+                    job.model,
+                    job.prompt,
+                    job.params,
+                    job.attempts,
+                    job.team_id,
+                    explicit_labels=job.explicit_labels,
                 )
             )
         return claimed
@@ -122,6 +132,7 @@ class FakeJobStore:
         worker: str,
         artifacts: Mapping[uuid.UUID, Sequence[NewArtifact]],
         progress: tuple[int, int] | None = None,
+        model_revision: str | None = None,
     ) -> set[uuid.UUID]:
         recorded = set()
         for job_id, attempt in runs.items():
@@ -129,6 +140,7 @@ class FakeJobStore:
                 self.jobs[job_id].status = JobStatus.SUCCEEDED
                 self.jobs[job_id].artifacts = list(artifacts[job_id])
                 self.jobs[job_id].progress = progress or self.jobs[job_id].progress
+                self.jobs[job_id].model_revision = model_revision
                 recorded.add(job_id)
         return recorded
 
@@ -237,6 +249,9 @@ class FakeModels:
 
     def get(self, spec: Any) -> Generator:  # type: ignore[type-arg]
         return self.generator
+
+    def revision(self, name: str) -> str:
+        return FAKE_REVISION
 
 
 class NoHeartbeat:

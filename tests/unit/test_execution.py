@@ -14,6 +14,7 @@ from models.errors import InvalidInput
 from tests.unit.fakes import (
     FakeGenerator,
     FakeJobStore,
+    FakeModels,
     OutOfMemoryError,
     make_runtime,
     stored_files,
@@ -163,13 +164,13 @@ def test_a_job_canceled_before_its_first_step_never_starts(tmp_path: Path) -> No
     job_id = jobs.add("canceled while the model loaded", max_new_tokens=10)
     generator = FakeGenerator()
 
-    class CancelingModels:
+    class CancelingModels(FakeModels):
         def get(self, spec: object) -> FakeGenerator:
             jobs.cancel(job_id)
             return generator
 
     runtime = make_runtime(tmp_path, jobs, generator)
-    runtime.models = CancelingModels()  # type: ignore[assignment]
+    runtime.models = CancelingModels(generator)  # type: ignore[assignment]
     assert execute_jobs(runtime, [job_id]) == {"canceled": 1}
     assert generator.steps_run == 0
 
