@@ -111,7 +111,11 @@ def test_expired_artifact_answers_410_and_is_swept(
     lifetime = expires_at - datetime.fromisoformat(job["finished_at"])
     assert timedelta(0) < lifetime <= timedelta(seconds=RETENTION_S, milliseconds=10)
     path = f"/v1/artifacts/{recorded.artifact_id}/content"
-    assert api.get(path, follow_redirects=False).status_code in (200, 307)
+    asked_at = datetime.now(UTC)
+    served = api.get(path, follow_redirects=False).status_code
+    # Served while it lives; a machine too loaded to ask in time says nothing of that.
+    if asked_at < expires_at - timedelta(seconds=0.5):
+        assert served in (200, 307)
 
     _wait_past(expires_at)
     _assert_gone(api.get(path, follow_redirects=False), f"artifact {recorded.artifact_id}")
