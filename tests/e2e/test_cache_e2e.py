@@ -111,3 +111,20 @@ def test_cache_needs_a_seed(live: LiveStack) -> None:
     [error] = refused.json()["error"]["errors"]
     assert error["field"] == "cache" and "params.seed" in error["message"]
     assert live.client.get("/v1/jobs").json()["data"] == []
+
+
+def test_new_weights_are_a_miss(live: LiveStack, db_engine: sa.Engine) -> None:
+    """A hit needs the source's model revision to be the newest the team's jobs of that
+    model recorded: once a job ran on other weights, earlier results are not reused."""
+    source = _ran(live.client, **IMAGE)
+    newer = _ran(live.client, **{**IMAGE, "prompt": "made on the new weights"})
+    with db_engine.begin() as conn:
+        # The source as made by weights that are no longer the ones loaded.
+        conn.execute(
+            sa.text("UPDATE jobs SET model_revision = :old WHERE id = :id"),
+            {"old": "0" * 64, "id": source["id"]},
+        )
+    rerun = _ran(live.client, **IMAGE, cache=True)
+    assert rerun["id"] not in (source["id"], newer["id"])
+    # The rerun is on the current weights: it is what the next request reuses.
+    assert submit(live.client, **IMAGE, cache=True)["cached_from"] == rerun["id"]
