@@ -99,7 +99,8 @@ class JobCreate(JobRequest):
             "Reuse the result of an earlier identical job of the team (same model and its "
             "current weights, prompt, params and explicit `params.seed`): answered at once "
             "as a new succeeded job with `cache_hit` true, whose artifacts share the earlier "
-            "ones' bytes and labels. Needs `params.seed`; otherwise the job runs as usual."
+            "ones' bytes and labels. Needs `params.seed` (a 422 without); with no identical "
+            "earlier job, it runs as usual."
         ),
     )
 

@@ -8,8 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from aigc.errors import Conflict, InvalidRequest, NotFound
+from aigc.settings import Settings
 from aigc.vocab import JobStatus, Kind
 from api import quotas
 from api.auth import CallerDep, authenticate
@@ -77,14 +79,13 @@ def submit_job(
     seed = valid.params.get("seed")
     if body.cache and seed is None:
         raise InvalidRequest.for_field("cache", "needs params.seed")
-    team = session.get(Team, caller.team_id)
     key = (
         cache_key(
             kind=valid.kind,
             model=valid.model,
             prompt=valid.prompt,
             params=valid.params,
-            explicit_labels=settings.explicit_labels or (team is not None and team.explicit_labels),
+            explicit_labels=explicit_labels(session, settings, caller.team_id),
         )
         if seed is not None
         else None
@@ -155,6 +156,12 @@ def submit_job(
         raise
     response.headers["Location"] = location
     return public
+
+
+def explicit_labels(session: Session, settings: Settings, team_id: uuid.UUID) -> bool:
+    """Whether the team's artifacts get visible labels, as the worker decides it."""
+    team = session.get(Team, team_id)
+    return settings.explicit_labels or (team is not None and team.explicit_labels)
 
 
 @router.get("", response_model=JobList)
