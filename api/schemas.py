@@ -93,6 +93,16 @@ class JobCreate(JobRequest):
         max_length=len(JOB_FILTERS),
         description="Which of the job's events go to `webhook`: start, progress, completed.",
     )
+    cache: bool = Field(
+        default=False,
+        description=(
+            "Reuse the result of an earlier identical job of the team (same model and its "
+            "current weights, prompt, params and explicit `params.seed`): answered at once "
+            "as a new succeeded job with `cache_hit` true, whose artifacts share the earlier "
+            "ones' bytes and labels. Needs `params.seed` (a 422 without); with no identical "
+            "earlier job, it runs as usual."
+        ),
+    )
 
 
 class BatchJobCreate(JobRequest):
@@ -205,6 +215,13 @@ class JobPublic(BaseModel):
     artifacts: list[ArtifactPublic]
     webhook: str | None = None
     webhook_events_filter: list[str] | None = None
+    cache_hit: bool = Field(
+        default=False, description="Whether it reused an earlier job's result (`cache`)"
+    )
+    cached_from: uuid.UUID | None = Field(
+        default=None,
+        description="The job whose result it reused; its artifacts' labels name that job",
+    )
 
 
 class JobList(BaseModel):
@@ -845,5 +862,10 @@ class ProvenancePublic(BaseModel):
     )
     label: LabelPublic = Field(description="The label the artifact carries, as the job shows it")
     cache_hit: bool = Field(
-        description="Whether it was served from an earlier identical job's result; false today"
+        description="Whether its job reused an earlier identical job's result (`cache`)"
+    )
+    cached_from: uuid.UUID | None = Field(
+        default=None,
+        description="For a cache hit, the job that made the bytes: the job its label names "
+        "(timings and worker above are the hit's own: it never ran)",
     )

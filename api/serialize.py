@@ -59,11 +59,13 @@ def artifact_url(
 def artifact_label(request: Request, job: Job, artifact: Artifact) -> LabelPublic:
     """The label the worker wrote into (or next to) the artifact, derived again from its row
     and its job (the model revision the worker recorded): the same as long as
-    AIGC_LABEL_PRODUCER is unchanged since. No read of the store per artifact."""
+    AIGC_LABEL_PRODUCER is unchanged since. No read of the store per artifact. A cache
+    hit's artifact shares its source's bytes, so its label is the source's: that artifact's
+    id and job."""
     signer: LabelSigner = request.app.state.label_signer
     label = signer.label(
-        content_id=artifact.id,
-        job_id=job.id,
+        content_id=artifact.source_artifact_id or artifact.id,
+        job_id=job.cached_from or job.id,
         team_id=job.team_id,
         model=job.model,
         model_revision=job_model_revision(request, job),
@@ -119,6 +121,8 @@ def job_public(
         expires_at=job.expires_at,
         webhook=job.webhook,
         webhook_events_filter=job.webhook_events_filter,
+        cache_hit=job.cached_from is not None,
+        cached_from=job.cached_from,
         artifacts=[
             ArtifactPublic(
                 id=artifact.id,
@@ -181,5 +185,6 @@ def provenance_public(
         ),
         inputs=[],
         label=artifact_label(request, job, artifact),
-        cache_hit=False,
+        cache_hit=job.cached_from is not None,
+        cached_from=job.cached_from,
     )

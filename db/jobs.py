@@ -64,8 +64,10 @@ def create_job(
     priority: str = DEFAULT_JOB_PRIORITY,
     webhook: str | None = None,
     webhook_events_filter: list[str] | None = None,
+    cache_key: str | None = None,
 ) -> Job:
     job = Job(
+        cache_key=cache_key,
         webhook=webhook,
         webhook_events_filter=webhook_events_filter if webhook else None,
         team_id=team_id,

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Integer, func, literal, select, tuple_, update
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import Integer, exists, func, literal, or_, select, tuple_, update
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from aigc.labels.text import sidecar_keys
 from db.session import affected_rows
@@ -55,25 +55,36 @@ class Sweep(Protocol):
 
 @dataclass(frozen=True)
 class PurgedRows:
-    """Artifacts or files: the row gets purged_at, its storage_key stays (it is unique and
-    says what was there)."""
+    """Artifacts or files: the row gets purged_at, its storage_key stays (it says what was
+    there)."""
 
     name: str
     table: type[Artifact] | type[File]
     # Text artifacts have their label in a sidecar object, which goes with them.
     sidecars: bool = False
+    # Several rows may serve the same bytes (a cache hit's artifacts share their source's,
+    # db.result_cache): an expired row is due only once no live row serves its key, and then
+    # every expired row of that key is, so the bytes go with the last of them.
+    shared: bool = False
 
     def keys_of(self, key: str) -> list[str]:
         return [key, *sidecar_keys([key])] if self.sidecars else [key]
 
     def due(self, session: Session, *, limit: int) -> list[DueObject]:
         table = self.table
-        rows = session.execute(
-            select(table.id, table.storage_key)
-            .where(table.expires_at <= func.now(), table.purged_at.is_(None))
-            .order_by(table.expires_at)
-            .limit(limit)
-        ).all()
+        query = select(table.id, table.storage_key).where(
+            table.expires_at <= func.now(), table.purged_at.is_(None)
+        )
+        if self.shared:
+            live = aliased(table)
+            query = query.where(
+                ~exists().where(
+                    live.storage_key == table.storage_key,
+                    live.purged_at.is_(None),
+                    or_(live.expires_at.is_(None), live.expires_at > func.now()),
+                )
+            )
+        rows = session.execute(query.order_by(table.expires_at).limit(limit)).all()
         return [(row_id, key) for row_id, key in rows]
 
     def mark_deleted(self, session: Session, deleted: Sequence[DueObject]) -> int:
@@ -115,7 +126,7 @@ class BatchResults:
 
 
 SWEEPS: tuple[Sweep, ...] = (
-    PurgedRows("artifacts", Artifact, sidecars=True),
+    PurgedRows("artifacts", Artifact, sidecars=True, shared=True),
     PurgedRows("files", File),
     BatchResults("batch results"),
 )

@@ -46,6 +46,10 @@ IN_FLIGHT = "dispatched_at IS NOT NULL AND status IN ('queued', 'running')"
 # (migration 0010), and a batch's stored results likewise.
 EXPIRING = "expires_at IS NOT NULL AND purged_at IS NULL"
 RESULTS_EXPIRING = "expires_at IS NOT NULL AND results_key IS NOT NULL"
+# A job a cache lookup may reuse, and one whose model revision says which weights are
+# current (migration 0016).
+CACHED = "status = 'succeeded' AND cache_key IS NOT NULL"
+REVISIONED = "status = 'succeeded' AND model_revision IS NOT NULL"
 
 
 class Base(DeclarativeBase):
@@ -128,6 +132,15 @@ class Job(TeamOwned, Base):
         Index("ix_jobs_running_lease", "lease_expires_at", postgresql_where="status = 'running'"),
         Index("ix_jobs_waiting", "kind", "team_id", "priority", "id", postgresql_where=WAITING),
         Index("ix_jobs_in_flight", "team_id", postgresql_where=IN_FLIGHT),
+        # The result cache: a team's reusable jobs by key, and its newest model revisions.
+        Index("ix_jobs_cache", "team_id", "cache_key", postgresql_where=CACHED),
+        Index(
+            "ix_jobs_model_revision",
+            "team_id",
+            "model",
+            "finished_at",
+            postgresql_where=REVISIONED,
+        ),
     )
 
     # No foreign keys on the hot table (migration 0008): a batch writes tens of thousands of
@@ -184,6 +197,11 @@ class Job(TeamOwned, Base):
     # The sha256 of the weights that made a succeeded job's artifacts (models.revision),
     # as its labels carry it; NULL before it succeeds (and for jobs from before 0014).
     model_revision: Mapped[str | None] = mapped_column(String(64))
+    # sha256 of what makes an identical request (db.result_cache.cache_key); set on a
+    # single job submitted with an explicit seed, so a later `cache: true` request reuses it.
+    cache_key: Mapped[str | None] = mapped_column(String(64))
+    # A cache hit's source: the job whose artifacts' bytes it shares; NULL for a job that ran.
+    cached_from: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
 
     artifacts: Mapped[list[Artifact]] = relationship(
         back_populates="job", order_by="Artifact.index", cascade="all, delete-orphan"
@@ -271,7 +289,11 @@ class IdempotencyKey(TeamOwned, Base):
 
 class Artifact(TeamOwned, Base):
     __tablename__ = "artifacts"
-    __table_args__ = (Index("ix_artifacts_expiring", "expires_at", postgresql_where=EXPIRING),)
+    __table_args__ = (
+        Index("ix_artifacts_expiring", "expires_at", postgresql_where=EXPIRING),
+        # Not unique: a cache hit's artifacts share their source's bytes (migration 0016).
+        Index("ix_artifacts_storage_key", "storage_key"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid7)
     job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
@@ -280,7 +302,9 @@ class Artifact(TeamOwned, Base):
     mime_type: Mapped[str] = mapped_column(String(128))
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
-    storage_key: Mapped[str] = mapped_column(Text, unique=True)
+    storage_key: Mapped[str] = mapped_column(Text)
+    # A cache hit's artifact: the one whose bytes (and so whose label) it shares.
+    source_artifact_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     # The key that submitted its job.
     key_prefix: Mapped[str | None] = mapped_column(String(16))
     # Kind-specific facts; the ones that do not apply stay NULL.

@@ -132,8 +132,11 @@ def job_body(
     metadata: Mapping[str, Any] | None,
     priority: str | None,
     webhook: str | None,
+    cache: bool = False,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"kind": kind, "prompt": prompt}
+    if cache:  # left out otherwise: a server that predates the cache accepts the body
+        body["cache"] = True
     optional = {
         "model": model,
         "params": dict(params) if params is not None else None,

@@ -101,6 +101,7 @@ class AsyncClient:
         priority: str | None = None,
         webhook: str | None = None,
         idempotency_key: str | None = None,
+        cache: bool = False,
     ) -> Job:
         body = _core.job_body(
             kind,
@@ -110,6 +111,7 @@ class AsyncClient:
             metadata=metadata,
             priority=priority,
             webhook=webhook,
+            cache=cache,
         )
         return Job.model_validate(await self._submit("/v1/jobs", idempotency_key, json=body))
 

@@ -91,6 +91,8 @@ class Provenance(_Model):
     inputs: list[dict[str, Any]] = []
     label: dict[str, Any]
     cache_hit: bool = False
+    # A cache hit's source job: the one that made the bytes, and that its label names.
+    cached_from: str | None = None
 
 
 class Job(_Model):
@@ -111,6 +113,10 @@ class Job(_Model):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     artifacts: list[Artifact] = []
+    # Whether it reused an earlier identical job's result (submit(..., cache=True)), and
+    # that job: the one its artifacts' labels name.
+    cache_hit: bool = False
+    cached_from: str | None = None
 
     @property
     def done(self) -> bool:

@@ -104,9 +104,12 @@ class Client:
         priority: str | None = None,
         webhook: str | None = None,
         idempotency_key: str | None = None,
+        cache: bool = False,
     ) -> Job:
         """Queue one job. Pass your own idempotency_key to make a resubmission (after a
-        crash, say) return the first job instead of a new one."""
+        crash, say) return the first job instead of a new one. With `cache=True` (and
+        `params["seed"]`), an identical earlier job's result comes back at once as a new
+        job with `cache_hit` true."""
         body = _core.job_body(
             kind,
             prompt,
@@ -115,6 +118,7 @@ class Client:
             metadata=metadata,
             priority=priority,
             webhook=webhook,
+            cache=cache,
         )
         return Job.model_validate(self._submit("/v1/jobs", idempotency_key, json=body))
 

@@ -8,8 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from aigc.errors import Conflict, NotFound
+from aigc.errors import Conflict, InvalidRequest, NotFound
+from aigc.settings import Settings
 from aigc.vocab import JobStatus, Kind
 from api import quotas
 from api.auth import CallerDep, authenticate
@@ -34,6 +36,8 @@ from api.validation import StrictJsonRoute, validate_job
 from db import audit
 from db import batches as batch_queries
 from db import jobs as job_queries
+from db.result_cache import cache_key, find_source, record_hit
+from db.tables import Team
 
 router = APIRouter(
     prefix="/v1/jobs",
@@ -57,7 +61,9 @@ def submit_job(
     broker: BrokerClientDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JobPublic | JSONResponse:
-    """Submit a generation job; it is stored as `queued` before this answers."""
+    """Submit a generation job; it is stored as `queued` before this answers. With `cache`
+    and an identical earlier job of the team, it is stored `succeeded` at once instead,
+    reusing that job's artifacts (`cache_hit`, `cached_from`)."""
     idempotent = (
         IdempotentRequest(
             caller.team_id, idempotency_key, "POST /v1/jobs", fingerprint(body.model_dump_json())
@@ -70,27 +76,63 @@ def submit_job(
     quotas.check_rate(broker, caller)
     valid = validate_job(body, catalog, settings)
     webhook = valid_webhook_url(body.webhook, settings)
-    quotas.check_queue(session, caller, adding=1)
-    job = job_queries.create_job(
-        session,
-        kind=valid.kind,
-        model=valid.model,
-        prompt=valid.prompt,
-        params=valid.params,
-        metadata=valid.metadata,
-        team_id=caller.team_id,
-        key_prefix=caller.key_prefix,
-        priority=valid.priority,
-        webhook=webhook,
-        webhook_events_filter=[str(word) for word in dict.fromkeys(body.webhook_events_filter)],
+    seed = valid.params.get("seed")
+    if body.cache and seed is None:
+        raise InvalidRequest.for_field("cache", "needs params.seed")
+    key = (
+        cache_key(
+            kind=valid.kind,
+            model=valid.model,
+            prompt=valid.prompt,
+            params=valid.params,
+            explicit_labels=explicit_labels(session, settings, caller.team_id),
+        )
+        if seed is not None
+        else None
     )
+    source = (
+        find_source(session, team_id=caller.team_id, model=valid.model, key=key)
+        if body.cache and key is not None
+        else None
+    )
+    events_filter = [str(word) for word in dict.fromkeys(body.webhook_events_filter)]
+    if source is not None:
+        hit_id = record_hit(
+            session,
+            source,
+            key_prefix=caller.key_prefix,
+            metadata=valid.metadata,
+            priority=valid.priority,
+            webhook=webhook,
+            webhook_events_filter=events_filter,
+            retention_s=settings.artifact_retention_s,
+        )
+        job = job_queries.get_job(session, hit_id)
+        assert job is not None  # inserted just now, in this transaction
+    else:
+        quotas.check_queue(session, caller, adding=1)
+        # Every job with an explicit seed gets its key, so a later `cache` request reuses it.
+        job = job_queries.create_job(
+            session,
+            kind=valid.kind,
+            model=valid.model,
+            prompt=valid.prompt,
+            params=valid.params,
+            metadata=valid.metadata,
+            team_id=caller.team_id,
+            key_prefix=caller.key_prefix,
+            priority=valid.priority,
+            webhook=webhook,
+            webhook_events_filter=events_filter,
+            cache_key=key,
+        )
     audit.record(
         session,
         audit.key_actor(caller),
         audit.AuditAction.JOB_SUBMITTED,
         target_type="job",
         target_id=job.id,
-        details={"kind": job.kind, "model": job.model},
+        details={"kind": job.kind, "model": job.model, "cache_hit": source is not None},
     )
     public = job_public(request, settings, job)
     location = f"/v1/jobs/{job.id}"
@@ -114,6 +156,12 @@ def submit_job(
         raise
     response.headers["Location"] = location
     return public
+
+
+def explicit_labels(session: Session, settings: Settings, team_id: uuid.UUID) -> bool:
+    """Whether the team's artifacts get visible labels, as the worker decides it."""
+    team = session.get(Team, team_id)
+    return settings.explicit_labels or (team is not None and team.explicit_labels)
 
 
 @router.get("", response_model=JobList)

@@ -27,7 +27,9 @@ from aigc.settings import Settings, get_settings
 from aigc.storage import ArtifactStore, open_store
 from api.main import create_app
 from db import jobs as job_queries
+from db.result_cache import record_hit
 from db.session import make_session_factory
+from db.tables import Job
 from tests.conftest import TeamKey, make_team_key
 from tests.storage.conftest import WORKER, S3Server, record_artifact
 from workers.celery_app import create_celery_app
@@ -384,3 +386,57 @@ def test_cli_sets_retention_in_durations(operator: None) -> None:
         refused = runner.invoke(cli, ["teams", "update", name, "--file-retention", bad])
         assert refused.exit_code == 2, refused.output
         assert "--file-retention" in refused.stderr
+
+
+def test_shared_bytes_stay_while_a_cache_hit_serves_them(
+    settings: Settings, db_engine: sa.Engine, short_team: TeamKey
+) -> None:
+    """A cache hit's artifact shares its source's bytes: the source's expiry does not delete
+    them while the hit's row lives; the last row to expire takes them."""
+    store = open_store(settings)
+    source = record_artifact(db_engine, store, short_team, b"shared bytes")
+    with Session(db_engine) as session, session.begin():
+        source_job = session.get(Job, source.job_id)
+        assert source_job is not None
+        hit_id = record_hit(
+            session,
+            source_job,
+            key_prefix=short_team.prefix,
+            metadata={},
+            priority="normal",
+            webhook=None,
+            webhook_events_filter=None,
+            retention_s=None,
+        )
+    with db_engine.begin() as conn:
+        # The hit outlives its source (as one made later does).
+        hit_artifact = conn.execute(
+            sa.text(
+                "UPDATE artifacts SET expires_at = now() + interval '1 hour' "
+                "WHERE job_id = :id RETURNING id"
+            ),
+            {"id": hit_id},
+        ).scalar_one()
+    time.sleep(RETENTION_S + 0.05)
+
+    with (
+        dispatcher(settings, store) as sweeper,
+        TestClient(create_app(settings), headers=short_team.headers) as api,
+    ):
+        assert sweeper.maintain().expired_objects == 0
+        assert store.exists(source.storage_key)
+        assert api.get(f"/v1/artifacts/{hit_artifact}/content").content == b"shared bytes"
+        _assert_gone(
+            api.get(f"/v1/artifacts/{source.artifact_id}/content"),
+            f"artifact {source.artifact_id}",
+        )
+
+        with db_engine.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE artifacts SET expires_at = now() WHERE id = :id"),
+                {"id": hit_artifact},
+            )
+        assert sweeper.maintain().expired_objects == 2  # both rows, the bytes once
+        assert not store.exists(source.storage_key)
+        assert _purged_at(db_engine, "artifacts", source.artifact_id) is not None
+        assert _purged_at(db_engine, "artifacts", hit_artifact) is not None
