@@ -58,6 +58,14 @@ def _font(size: int) -> tuple[ImageFont.FreeTypeFont | ImageFont.ImageFont, str]
 def _mark_image(artifact: Artifact) -> Artifact:
     with Image.open(io.BytesIO(artifact.data)) as opened:
         image = opened.convert("RGB")
+    draw_mark(image)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return replace(artifact, data=buffer.getvalue())
+
+
+def draw_mark(image: Image.Image) -> None:
+    """The corner mark, drawn into an RGB `image` in place."""
     width, height = image.size
     font, words = _font(max(MIN_FONT_PX, round(height * MARK_HEIGHT_SHARE)))
     draw = ImageDraw.Draw(image)
@@ -68,9 +76,6 @@ def _mark_image(artifact: Artifact) -> Artifact:
     # A dark box under light text reads on any picture.
     draw.rectangle((x, y, width, height), fill=(0, 0, 0))
     draw.text((x + margin - left, y + margin - top), words, fill=(255, 255, 255), font=font)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return replace(artifact, data=buffer.getvalue())
 
 
 def chime(sample_rate: int) -> np.ndarray[Any, np.dtype[np.float64]]:

@@ -42,8 +42,8 @@ def label_outputs(
     its jobs record for provenance."""
     labelled = []
     for artifact_id, output in zip(uuid7_many(len(outputs)), outputs, strict=True):
-        if explicit:
-            output = explicit_labels.mark(output)
+        if explicit and output.extension != "png":
+            output = explicit_labels.mark(output)  # an image's is drawn with its watermark
         label = signer.label(
             content_id=artifact_id,
             job_id=job.id,
@@ -53,7 +53,7 @@ def label_outputs(
         )
         sidecar = None
         if output.extension == "png":
-            data = png.write(watermarked(output.data, artifact_id), label)
+            data = png.write(pixel_layers(output.data, artifact_id, explicit=explicit), label)
             output = replace(output, data=data)
         elif output.extension == "wav":
             output = replace(output, data=wav.write(output.data, label))
@@ -68,13 +68,19 @@ def label_outputs(
     return labelled
 
 
-def watermarked(png_data: bytes, artifact_id: uuid.UUID) -> bytes:
-    """The PNG re-encoded with the artifact's watermark id in its pixels; as it was when it
-    is too small to carry one (the tiny models' 64 px images)."""
-    image = Image.open(io.BytesIO(png_data))
-    if not watermark.can_carry(*image.size):
-        return png_data
-    marked = watermark.embed(image, watermark.watermark_id_of(artifact_id.bytes))
+def pixel_layers(png_data: bytes, artifact_id: uuid.UUID, *, explicit: bool) -> bytes:
+    """The layers drawn into an image's pixels, with one decode and one encode: the visible
+    mark (`explicit`), then the artifact's watermark id (images large enough to carry one;
+    not the tiny models' 64 px). The PNG as it was when neither applies."""
+    with Image.open(io.BytesIO(png_data)) as opened:
+        carries = watermark.can_carry(*opened.size)
+        if not explicit and not carries:
+            return png_data
+        image = opened.convert("RGB")
+    if explicit:
+        explicit_labels.draw_mark(image)
+    if carries:
+        image = watermark.embed(image, watermark.watermark_id_of(artifact_id.bytes))
     out = io.BytesIO()
-    marked.save(out, "PNG")
+    image.save(out, "PNG")
     return out.getvalue()
