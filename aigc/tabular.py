@@ -35,10 +35,16 @@ class RowError(ValueError):
 
 
 def read_csv(source: str | Path | bytes) -> list[dict[str, str]]:
-    """The rows of a UTF-8 CSV file (a path, or its bytes), keyed by the header row."""
+    """The rows of a UTF-8 CSV file (a path, or its bytes), keyed by the header row; a
+    ValueError saying what is wrong with a file that is not UTF-8 or not CSV."""
     data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    text = data.decode("utf-8-sig")  # a spreadsheet's export often starts with a BOM
-    return [dict(row) for row in csv.DictReader(io.StringIO(text, newline=""))]
+    try:
+        text = data.decode("utf-8-sig")  # a spreadsheet's export often starts with a BOM
+        return [dict(row) for row in csv.DictReader(io.StringIO(text, newline=""))]
+    except UnicodeDecodeError:
+        raise ValueError("is not UTF-8 text: save the CSV as UTF-8") from None
+    except csv.Error as exc:
+        raise ValueError(f"is not a readable CSV file ({exc})") from None
 
 
 def column_use(column: str) -> str:
