@@ -32,6 +32,9 @@ from PIL.Image import Image
 # A resized copy is read back at the sizes it may have had: halved, two thirds, three
 # quarters, doubled.
 RESCALES = (2.0, 1.5, 4 / 3, 0.5)
+# A rescaled candidate is at most the largest image a model makes (2048 px square): reading
+# holds a few float64 copies of it, so a vast candidate would cost gigabytes.
+MAX_RESCALED_PIXELS = 2048 * 2048
 
 ID_BITS = 64
 CHECK_BITS = 16
@@ -141,7 +144,7 @@ def read(image: Image) -> Reading:
             break
         width, height = image.size
         size = (round(width * factor), round(height * factor))
-        if not can_carry(*size):
+        if not can_carry(*size) or size[0] * size[1] > MAX_RESCALED_PIXELS:
             continue
         rescaled = image.resize(size, PILImage.Resampling.LANCZOS)
         candidate = read_at_size(rescaled)
